@@ -1,0 +1,33 @@
+// Small whole-file and process helpers shared by every module.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "strata/base/status.h"
+
+namespace strata {
+
+// Returns the whole file at `path`, or kNotFound / kPermissionDenied / kIo naming the path.
+Result<std::string> read_file(const std::string& path);
+
+// Writes `data` to `path` through a temporary file in the same folder and a rename, so a
+// reader never sees half a file. Returns kIo naming the path on failure.
+Status write_file_atomic(const std::string& path, const std::string& data);
+
+// Monotonic clock in nanoseconds / seconds (steady_clock). Thread-safe.
+int64_t now_ns();
+double now_s();
+
+// Peak resident set size of this process in bytes (VmHWM), or 0 when /proc is unreadable.
+int64_t peak_rss_bytes();
+// Current resident set size of this process in bytes (VmRSS), or 0 when unreadable.
+int64_t current_rss_bytes();
+
+// Parses a byte count with an optional binary suffix: "123", "4K", "512M", "2G", "1.5GiB".
+Result<int64_t> parse_bytes(const std::string& text);
+
+// Formats a byte count for people: "1.50 GiB", "812.0 MiB", "512 B".
+std::string format_bytes(double bytes);
+
+}  // namespace strata

@@ -1,0 +1,113 @@
+#include "strata/base/io.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <unistd.h>
+
+namespace strata {
+namespace {
+
+Status errno_status(const std::string& what, const std::string& path, int err) {
+  std::string msg = path + ": " + what + ": " + std::strerror(err);
+  if (err == ENOENT) return not_found(msg);
+  if (err == EACCES || err == EPERM) return permission_denied(msg);
+  return io_error(msg);
+}
+
+int64_t proc_status_kib(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const size_t key_len = std::strlen(key);
+  while (std::getline(in, line)) {
+    if (line.compare(0, key_len, key) == 0) return std::atoll(line.c_str() + key_len);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Result<std::string> read_file(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return errno_status("cannot open", path, errno);
+  std::string out;
+  char buf[65536];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  const int err = errno;
+  std::fclose(f);
+  if (failed) return errno_status("read failed", path, err);
+  return out;
+}
+
+Status write_file_atomic(const std::string& path, const std::string& data) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) return errno_status("cannot create", tmp, errno);
+  const bool wrote = std::fwrite(data.data(), 1, data.size(), f) == data.size();
+  const int err = errno;
+  if (std::fclose(f) != 0 || !wrote) {
+    std::remove(tmp.c_str());
+    return errno_status("write failed", tmp, wrote ? errno : err);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int rerr = errno;
+    std::remove(tmp.c_str());
+    return errno_status("rename failed", path, rerr);
+  }
+  return {};
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+double now_s() { return static_cast<double>(now_ns()) * 1e-9; }
+
+int64_t peak_rss_bytes() { return proc_status_kib("VmHWM:") * 1024; }
+int64_t current_rss_bytes() { return proc_status_kib("VmRSS:") * 1024; }
+
+Result<int64_t> parse_bytes(const std::string& text) {
+  if (text.empty()) return invalid_argument("empty byte count");
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || errno != 0 || !std::isfinite(v) || v < 0) {
+    return invalid_argument("'" + text + "' is not a byte count (e.g. 512M, 2G, 1073741824)");
+  }
+  std::string suffix(end);
+  for (char& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double mul = 1;
+  if (suffix.empty() || suffix == "B") mul = 1;
+  else if (suffix == "K" || suffix == "KB" || suffix == "KIB") mul = 1024.0;
+  else if (suffix == "M" || suffix == "MB" || suffix == "MIB") mul = 1024.0 * 1024;
+  else if (suffix == "G" || suffix == "GB" || suffix == "GIB") mul = 1024.0 * 1024 * 1024;
+  else if (suffix == "T" || suffix == "TB" || suffix == "TIB") mul = 1024.0 * 1024 * 1024 * 1024;
+  else return invalid_argument("'" + text + "': unknown size suffix '" + std::string(end) + "'");
+  const double bytes = v * mul;
+  if (bytes > 9.0e18) return invalid_argument("'" + text + "' is too large");
+  return static_cast<int64_t>(bytes);
+}
+
+std::string format_bytes(double bytes) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (std::fabs(bytes) >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[64];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+  else std::snprintf(buf, sizeof buf, "%.2f %s", bytes, kUnits[u]);
+  return buf;
+}
+
+}  // namespace strata

@@ -1,0 +1,133 @@
+// A Llama-family model loaded from GGUF: its hyper-parameters, borrowed views of its weights,
+// and the per-layer cost table the partitioner and `strata model info` use.
+//
+// Thread-safety: a loaded Model is immutable and may be shared by any number of threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "strata/base/status.h"
+#include "strata/model/gguf.h"
+#include "strata/model/kernels.h"
+#include "strata/model/types.h"
+
+namespace strata::model {
+
+enum class FfnAct { kSilu, kRelu };  // SwiGLU gate activation; ReLU for sparse-FFN models
+
+struct ModelConfig {
+  std::string arch;  // "llama"
+  std::string name;  // general.name, may be empty
+  int64_t n_layers = 0;
+  int64_t dim = 0;        // embedding length
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;   // dim / n_heads
+  int64_t ffn_dim = 0;
+  int64_t vocab = 0;
+  int64_t ctx_train = 0;  // context length the model was made for
+  int64_t rope_dims = 0;  // rotated dims per head (rope.dimension_count, default head_dim)
+  double rope_freq_base = 10000.0;
+  double rms_eps = 1e-5;
+  bool tied_embeddings = false;  // no output.weight: the head reuses token_embd
+  FfnAct ffn_act = FfnAct::kSilu;
+  DType main_type = DType::kF32;  // the type of most weight bytes (general.file_type-like)
+  uint32_t bos_id = 1;
+  uint32_t eos_id = 2;
+
+  int64_t kv_dim() const { return n_kv_heads * head_dim; }
+};
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;  // dim floats
+  WeightView attn_q;    // dim x dim        (rows x cols)
+  WeightView attn_k;    // kv_dim x dim
+  WeightView attn_v;    // kv_dim x dim
+  WeightView attn_o;    // dim x dim
+  const float* ffn_norm = nullptr;
+  WeightView ffn_gate;  // ffn x dim
+  WeightView ffn_up;    // ffn x dim
+  WeightView ffn_down;  // dim x ffn
+};
+
+class Model {
+ public:
+  // Opens, validates and maps `path`. Errors name the file and the problem: kUnsupported for
+  // an architecture other than llama or a tensor type strata lacks, kCorrupt for missing or
+  // mis-shaped tensors and absurd hyper-parameters.
+  static Result<std::unique_ptr<Model>> load(const std::string& path);
+  // The same over an already opened file (the Model takes ownership).
+  static Result<std::unique_ptr<Model>> from_gguf(std::unique_ptr<GgufFile> file);
+
+  const ModelConfig& config() const { return config_; }
+  const GgufFile& file() const { return *file_; }
+
+  const WeightView& token_embd() const { return token_embd_; }  // vocab x dim
+  const WeightView& output() const { return output_; }          // vocab x dim (token_embd if tied)
+  const float* output_norm() const { return output_norm_; }
+  const LayerWeights& layer(int64_t i) const { return layers_[static_cast<size_t>(i)]; }
+
+ private:
+  Model() = default;
+  std::unique_ptr<GgufFile> file_;
+  ModelConfig config_;
+  WeightView token_embd_;
+  WeightView output_;
+  const float* output_norm_ = nullptr;
+  std::vector<LayerWeights> layers_;
+};
+
+// Cost of one schedulable unit: the embedding, one transformer block, or the head.
+struct LayerCost {
+  std::string name;                 // "token_embd", "blk.0", ..., "output"
+  int64_t weight_bytes = 0;         // bytes read from the file for this unit
+  std::map<std::string, int64_t> weight_bytes_by_type;  // "q4_0" -> bytes
+  double flops_per_token = 0;       // matmul FLOPs per token (2 per multiply-add)
+  double attn_flops_per_token_per_ctx = 0;  // extra FLOPs per token per cached position
+  int64_t kv_bytes_per_token = 0;   // KV cache bytes per token (at the engine's KV type)
+  int64_t activation_bytes_out = 0; // bytes per token handed to the next unit (f32 hidden)
+  int64_t weight_bytes_read_per_token = 0;  // decode: bytes touched per token (embd: 1 row)
+};
+
+struct ModelCost {
+  std::vector<LayerCost> units;  // token_embd, blk.0 .. blk.{L-1}, output (in order)
+  int64_t total_weight_bytes = 0;
+};
+
+// Per-unit costs from the config and the actual tensor sizes; `kv_type` is the KV cache type.
+ModelCost model_cost(const Model& model, DType kv_type);
+
+// Parameters of `strata model synth`: a GGUF with deterministic random weights of a real shape.
+struct SynthSpec {
+  std::string arch = "llama";
+  std::string name = "strata-synth";
+  int64_t dim = 256;
+  int64_t n_layers = 2;
+  int64_t n_heads = 8;
+  int64_t n_kv_heads = 8;
+  int64_t ffn_dim = 512;
+  int64_t vocab = 512;
+  int64_t ctx = 2048;
+  DType type = DType::kF32;  // every 2-D weight; norms stay f32
+  bool tied_embeddings = false;
+  FfnAct ffn_act = FfnAct::kSilu;
+  uint64_t seed = 1;
+  double rope_freq_base = 10000.0;
+  double rms_eps = 1e-5;
+};
+
+// Checks the shape (dims divisible, vocab >= 259 + 1, block-size multiples) and returns
+// kInvalidArgument naming the bad parameter, or ok.
+Status validate_synth_spec(const SynthSpec& spec);
+// Writes the model to `path`: full llama metadata and a llama (SPM) tokenizer vocabulary
+// (<unk>, <s>, </s>, 256 byte tokens <0x00>..<0xFF>, then unique pieces) so that llama.cpp
+// loads the file unchanged. Same spec and seed give the same bytes. `progress(done, total)`
+// is called as tensors are written, may be empty.
+Status synth_model(const SynthSpec& spec, const std::string& path,
+                   const std::function<void(int64_t done_bytes, int64_t total_bytes)>& progress);
+
+}  // namespace strata::model
