@@ -15,4 +15,7 @@ using Action = std::function<Status()>;
 
 // Each registers one subcommand (or a group) under `root`. Defined in tools/cmd_*.cpp.
 
+// `strata model synth|info` (tools/cmd_model.cpp).
+void add_model_command(CLI::App& root, Action& action);
+
 }  // namespace strata::tools

@@ -14,11 +14,13 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
 
   strata::tools::Action action;
+  strata::tools::add_model_command(app, action);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11's own codes (105, 106, ...) would tell a script nothing: bad usage is 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   if (!action) {
     std::fprintf(stderr, "%s", app.help().c_str());

@@ -78,6 +78,9 @@ class GgufFile {
   Result<double> get_f64(const std::string& key) const;
   Result<std::string> get_string(const std::string& key) const;
   Result<std::vector<std::string>> get_string_array(const std::string& key) const;
+  Result<bool> get_bool(const std::string& key) const;
+  // The element count of an array value; kCorrupt when the key is not an array.
+  Result<uint64_t> get_array_length(const std::string& key) const;
   bool has(const std::string& key) const { return kv_.count(key) != 0; }
 
  private:
@@ -121,8 +124,14 @@ class GgufWriter {
   void add_tensor_fn(const std::string& name, DType type, const std::vector<int64_t>& dims,
                      std::function<void(uint8_t* dst)> fill);
 
-  // Writes the file (through a temporary and a rename). kIo naming the path on failure.
-  Status write(const std::string& path) const;
+  // Writes the file sequentially (through a temporary in the same folder and a rename, so a
+  // reader never sees half a file). `progress(done_bytes, total_bytes)`, when set, is called
+  // after each tensor. kIo naming the path on failure (the temporary is removed).
+  Status write(const std::string& path,
+               const std::function<void(int64_t done_bytes, int64_t total_bytes)>& progress =
+                   {}) const;
+  // The size in bytes of the file write() produces.
+  int64_t file_bytes() const;
   // Serializes to bytes (tests, fuzz seeds).
   std::vector<uint8_t> serialize() const;
 
@@ -134,6 +143,8 @@ class GgufWriter {
     std::vector<uint8_t> data;
     std::function<void(uint8_t*)> fill;  // used when data is empty
   };
+  std::vector<uint8_t> serialize_head() const;  // header, metadata, infos, padding
+
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<Tensor> tensors_;
   uint32_t alignment_ = 32;

@@ -57,8 +57,10 @@ struct LayerWeights {
 class Model {
  public:
   // Opens, validates and maps `path`. Errors name the file and the problem: kUnsupported for
-  // an architecture other than llama or a tensor type strata lacks, kCorrupt for missing or
-  // mis-shaped tensors and absurd hyper-parameters.
+  // an architecture other than llama, a tensor type strata lacks, a norm weight not in f32, a
+  // llama variant strata does not run (rope scaling, experts, biases or any other extra
+  // tensor); kCorrupt for missing or mis-shaped tensors and absurd hyper-parameters. Every
+  // WeightView's data is aligned to its element (4 bytes for f32, 2 otherwise).
   static Result<std::unique_ptr<Model>> load(const std::string& path);
   // The same over an already opened file (the Model takes ownership).
   static Result<std::unique_ptr<Model>> from_gguf(std::unique_ptr<GgufFile> file);
@@ -95,10 +97,18 @@ struct LayerCost {
 
 struct ModelCost {
   std::vector<LayerCost> units;  // token_embd, blk.0 .. blk.{L-1}, output (in order)
+  // Every tensor of the file counted once. With tied embeddings the units' weight_bytes add up
+  // to more than this: both token_embd and output carry the embedding matrix, since a stage
+  // holding either needs it resident.
   int64_t total_weight_bytes = 0;
 };
 
-// Per-unit costs from the config and the actual tensor sizes; `kv_type` is the KV cache type.
+// Per-unit costs from the config and the actual tensor sizes; `kv_type` is the KV cache type
+// (a block type rounds kv_dim up to whole blocks). Units: token_embd has 0 FLOPs and reads one
+// row per token; blk.i counts both norms, the 7 matrices, QKᵀ and A·V as
+// attn_flops_per_token_per_ctx = 4 * n_heads * head_dim, and K and V in kv_bytes_per_token;
+// output counts output_norm and the head (the embedding matrix when tied), and hands on vocab
+// f32 logits. Pure; thread-safe.
 ModelCost model_cost(const Model& model, DType kv_type);
 
 // Parameters of `strata model synth`: a GGUF with deterministic random weights of a real shape.
