@@ -22,6 +22,9 @@ constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
 constexpr uint64_t kHeaderBytes = 4 + 4 + 8 + 8;
 constexpr uint64_t kMaxDim = uint64_t{1} << 40;
 constexpr int64_t kMaxElements = int64_t{1} << 50;
+// Metadata arrays are held in memory at up to 8 bytes per element (a u8 array too), so their
+// total is capped: real files hold a few hundred thousand (tokenizer tokens and merges).
+constexpr uint64_t kMaxArrayElements = uint64_t{1} << 27;
 // The fewest bytes one metadata entry / tensor info can take: they bound the counts.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;                  // empty key, type, one-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // empty name, 1 dim, type, offset
@@ -227,6 +230,12 @@ class GgufParser {
                        : std::to_string(n * min_elem_bytes)) +
                   " bytes, past the end of the file (" + std::to_string(size_) + " bytes)");
     }
+    if (n > kMaxArrayElements - array_elements_) {
+      return {StatusCode::kUnsupported,
+              f_.path_ + ": " + what + ": array of " + std::to_string(n) +
+                  " elements takes the metadata past the 2^27 array elements strata reads"};
+    }
+    array_elements_ += n;
     out->array_type = elem;
     const std::string item = what + ": array element";
     switch (elem) {
@@ -402,6 +411,7 @@ class GgufParser {
   const uint8_t* p_;
   uint64_t size_;
   uint64_t pos_ = 0;
+  uint64_t array_elements_ = 0;  // over all metadata arrays so far
 };
 
 GgufFile::~GgufFile() {

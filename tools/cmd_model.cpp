@@ -206,7 +206,7 @@ void print_info_table(const model::Model& m, const model::ModelCost& cost, DType
     kv += u.kv_bytes_per_token;
     flops += u.flops_per_token;
   }
-  std::printf("weights   %s bytes (%s); %.3f GFLOP per token; KV cache (%s) %s bytes per token\n\n",
+  std::printf("weights   %s bytes (%s); %.4g GFLOP per token; KV cache (%s) %s bytes per token\n\n",
               with_commas(cost.total_weight_bytes).c_str(),
               format_bytes(static_cast<double>(cost.total_weight_bytes)).c_str(), flops / 1e9,
               type_name(kv_type), with_commas(kv).c_str());

@@ -79,8 +79,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   touch_view(m.output());
   for (int64_t i = 0; i < m.config().n_layers; ++i) {
     const auto& l = m.layer(i);
-    for (const auto* w : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_o, &l.ffn_gate, &l.ffn_up,
-                          &l.ffn_down}) {
+    for (const auto* w :
+         {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_o, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) {
       touch_view(*w);
     }
     sink = sink ^ touch(l.attn_norm, m.config().dim * 4) ^ touch(l.ffn_norm, m.config().dim * 4);

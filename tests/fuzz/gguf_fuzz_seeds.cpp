@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
       s.vocab = 260;
       s.type = type;
       s.tied_embeddings = tied;
-      const std::string path = dir + "/llama_" + std::string(*dtype_name(static_cast<uint32_t>(type))) +
+      const std::string path = dir + "/llama_" +
+                               std::string(*dtype_name(static_cast<uint32_t>(type))) +
                                (tied ? "_tied" : "") + ".gguf";
       if (const strata::Status st = synth_model(s, path, {}); !st.ok()) return fail(st);
       ++n;

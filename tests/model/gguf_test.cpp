@@ -157,6 +157,17 @@ TEST(GgufBad, AbsurdCounts) {
   expect_error(s.b, StatusCode::kCorrupt, "past the end of the file");
 }
 
+TEST(GgufBad, TooManyArrayElements) {
+  // An array that fits the file but passes the cap: a 2^27-byte file (held as 8 bytes per
+  // element it would take 1 GiB of memory).
+  const uint64_t n = (uint64_t{1} << 27) + 1;
+  Raw r;
+  r.header(0, 1).str("a").u32(9).u32(0).u64(n);
+  r.b.resize(r.b.size() + n, 0);
+  expect_error(r.b, StatusCode::kUnsupported,
+               "key 'a': array of 134217729 elements takes the metadata past the 2^27");
+}
+
 TEST(GgufBad, OverlongStrings) {
   Raw k;
   k.header(0, 1).u64(uint64_t{1} << 40).put("abcdefgh", 8);
