@@ -65,11 +65,13 @@ struct SynthOptions {
 
 void add_synth(CLI::App& parent, Action& action) {
   auto o = std::make_shared<SynthOptions>();
-  CLI::App* cmd = parent.add_subcommand(
-      "synth",
-      "Write a llama-shaped GGUF v3 file with deterministic random weights and a llama (SPM)\n"
-      "tokenizer vocabulary (<unk>, <s>, </s>, 256 byte tokens, then word pieces), loadable by\n"
-      "llama.cpp unchanged. The same options give the same bytes.\n"
+  CLI::App* cmd =
+      parent.add_subcommand("synth", "write a llama-shaped GGUF with deterministic random weights");
+  cmd->footer(
+      "Writes GGUF v3 with the full llama metadata and a llama (SPM) tokenizer vocabulary\n"
+      "(<unk>, <s>, </s>, 256 byte tokens, then word pieces), loadable by llama.cpp unchanged.\n"
+      "The same options give the same bytes. Progress goes to stderr on a terminal or for\n"
+      "files over 64 MB.\n"
       "Example (the 1.1B TinyLlama shape):\n"
       "  strata model synth --dim 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192 \\\n"
       "      --vocab 32000 --type q4_0 -o tiny.gguf");
@@ -231,11 +233,14 @@ struct InfoOptions {
 
 void add_info(CLI::App& parent, Action& action) {
   auto o = std::make_shared<InfoOptions>();
-  CLI::App* cmd = parent.add_subcommand(
-      "info",
-      "Validate a GGUF model and show its architecture, hyper-parameters, tensor types and, per\n"
-      "unit (token_embd, blk.N, output): weight bytes, matmul FLOPs per token, attention FLOPs\n"
-      "per token per cached position, KV cache bytes per token and activation bytes handed on.");
+  CLI::App* cmd =
+      parent.add_subcommand("info", "validate a GGUF model and show its shape and per-layer costs");
+  cmd->footer(
+      "Shows the architecture, hyper-parameters, tensor types and, per unit (token_embd,\n"
+      "blk.N, output): weight bytes, matmul FLOPs per token, attention FLOPs per token per\n"
+      "cached position, KV cache bytes per token and activation bytes handed to the next unit.\n"
+      "With tied embeddings both token_embd and output count the embedding matrix.\n"
+      "A malformed file gives one error naming the file and the problem, and exit code 1.");
   cmd->add_option("file", o->path, "the GGUF model file")->required();
   cmd->add_flag("--json", o->json, "print one JSON object instead of the table");
   cmd->add_option("--kv-type", o->kv_type, "KV cache element type for the KV bytes")
