@@ -17,5 +17,6 @@ using Action = std::function<Status()>;
 
 // `strata model synth|info` (tools/cmd_model.cpp).
 void add_model_command(CLI::App& root, Action& action);
+void add_generate_command(CLI::App& root, Action& action);  // generate
 
 }  // namespace strata::tools
