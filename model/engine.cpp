@@ -193,7 +193,11 @@ Status Engine::forward(std::span<const TokenSlot> tokens, float* hidden) {
   const int64_t kv_dim = c.kv_dim();
   const int64_t hd = c.head_dim;
   for (int64_t layer = layer_begin_; layer < layer_end_; ++layer) {
-    const LayerWeights& w = model_.layer(layer);
+    const LayerWeights* wp = &model_.layer(layer);
+    if (options_.weights != nullptr) {
+      STRATA_ASSIGN_OR_RETURN(wp, options_.weights->acquire(layer));
+    }
+    const LayerWeights& w = *wp;
     const int64_t ll = layer - layer_begin_;
 
     parallel_rows(pool_, n, [&](int64_t b, int64_t e) {
@@ -240,6 +244,7 @@ Status Engine::forward(std::span<const TokenSlot> tokens, float* hidden) {
     parallel_rows(pool_, n, [&](int64_t b, int64_t e) {
       for (int64_t i = b * dim; i < e * dim; ++i) hidden[i] += tmp_[static_cast<size_t>(i)];
     });
+    if (options_.weights != nullptr) options_.weights->release(layer);
   }
   seq_len_ = std::move(next);
   return {};

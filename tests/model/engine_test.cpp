@@ -498,3 +498,69 @@ TEST(Sampler, DefaultPromptMatchesThePeer) {
 
 }  // namespace
 }  // namespace strata::model
+
+namespace strata::model {
+namespace {
+
+// A weight source that serves private copies of each block (as a streaming store would, from
+// its own buffers) and can be told to fail at one layer, as a dying disk would.
+class CopyingSource : public LayerWeightSource {
+ public:
+  CopyingSource(const Model& m, int64_t fail_at) : m_(m), fail_at_(fail_at) {}
+  Result<const LayerWeights*> acquire(int64_t layer) override {
+    if (layer == fail_at_)
+      return io_error("layer " + std::to_string(layer) + ": simulated read failure");
+    const LayerWeights& src = m_.layer(layer);
+    bufs_.clear();
+    copy_ = src;
+    for (WeightView* v : {&copy_.attn_q, &copy_.attn_k, &copy_.attn_v, &copy_.attn_o,
+                          &copy_.ffn_gate, &copy_.ffn_up, &copy_.ffn_down}) {
+      const auto* p = static_cast<const uint8_t*>(v->data);
+      bufs_.emplace_back(p, p + v->rows * row_bytes(v->type, v->cols));
+      v->data = bufs_.back().data();
+    }
+    ++acquired;
+    return &copy_;
+  }
+  void release(int64_t) override { ++released; }
+  int acquired = 0, released = 0;
+
+ private:
+  const Model& m_;
+  int64_t fail_at_;
+  LayerWeights copy_;
+  std::vector<std::vector<uint8_t>> bufs_;
+};
+
+TEST(EngineWeightSource, CopiedWeightsGiveTheSameBitsAndFailuresPropagate) {
+  auto m = synth_load(kShapes[1], DType::kQ4_0);
+  const auto prompt = prompt_for(m->config(), 5);
+  auto plain = make_engine(*m, 2);
+  const auto want = engine_logits(*plain, prompt);
+
+  CopyingSource src(*m, /*fail_at=*/-1);
+  EngineOptions o;
+  o.n_threads = 2;
+  o.ctx = 64;
+  o.weights = &src;
+  auto e = Engine::create(*m, o);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(engine_logits(**e, prompt), want);
+  EXPECT_EQ(src.acquired, static_cast<int>(m->config().n_layers));
+  EXPECT_EQ(src.released, src.acquired);
+
+  CopyingSource failing(*m, /*fail_at=*/1);
+  o.weights = &failing;
+  auto f = Engine::create(*m, o);
+  ASSERT_TRUE(f.ok());
+  std::vector<float> h(prompt.size() * static_cast<size_t>(m->config().dim));
+  std::vector<TokenSlot> slots;
+  for (size_t t = 0; t < prompt.size(); ++t) slots.push_back({0, static_cast<int32_t>(t)});
+  ASSERT_TRUE((*f)->embed(prompt, h.data()).ok());
+  const Status st = (*f)->forward(slots, h.data());
+  EXPECT_EQ(st.code(), StatusCode::kIo);
+  EXPECT_NE(st.message().find("layer 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strata::model

@@ -21,13 +21,26 @@
 
 namespace strata::model {
 
+// Where an Engine gets each block's weights. The default serves the model's mmap views; a
+// streaming source (issue 6: weights larger than RAM) reads them from flash ahead of use.
+// Calls come from the engine's thread, in layer order, acquire/release paired.
+class LayerWeightSource {
+ public:
+  virtual ~LayerWeightSource() = default;
+  // Returns block `layer`'s weights, valid until release(layer); blocks until they are in
+  // memory. Errors (kIo, kCorrupt) name the file and the layer.
+  virtual Result<const LayerWeights*> acquire(int64_t layer) = 0;
+  virtual void release(int64_t layer) = 0;
+};
+
 struct EngineOptions {
   int n_threads = 1;
-  int64_t layer_begin = 0;    // first transformer block this engine runs
-  int64_t layer_end = -1;     // one past the last; -1 = n_layers
-  int64_t ctx = 2048;         // KV positions per sequence (0 <= pos < ctx)
-  int64_t max_sequences = 1;  // sequence slots (ids 0 .. max_sequences-1)
-  int64_t max_batch = 512;    // most tokens in one forward call
+  int64_t layer_begin = 0;               // first transformer block this engine runs
+  int64_t layer_end = -1;                // one past the last; -1 = n_layers
+  int64_t ctx = 2048;                    // KV positions per sequence (0 <= pos < ctx)
+  int64_t max_sequences = 1;             // sequence slots (ids 0 .. max_sequences-1)
+  int64_t max_batch = 512;               // most tokens in one forward call
+  LayerWeightSource* weights = nullptr;  // borrowed; null = the model's own (mmap) weights
 };
 
 // One token of a batch: which sequence it belongs to and its position in that sequence.
