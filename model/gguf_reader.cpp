@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <type_traits>
 
 #include "gguf_internal.h"
 #include "strata/model/gguf.h"
@@ -116,19 +117,31 @@ class GgufParser {
            std::to_string(size_) + " bytes)";
   }
 
-  template <typename T>
-  Status read_pod(T* out, const std::string& what) {
-    if (left() < sizeof(T)) return fail(past_end(sizeof(T), what));
+  // Labels say what is being read, for errors only: a string, or a callable returning one so
+  // that hot loops (every token of a vocabulary) build no string unless something is wrong.
+  template <typename Label>
+  static std::string text(const Label& what) {
+    if constexpr (std::is_invocable_v<const Label&>) {
+      return what();
+    } else {
+      return std::string(what);
+    }
+  }
+
+  template <typename T, typename Label>
+  Status read_pod(T* out, const Label& what) {
+    if (left() < sizeof(T)) return fail(past_end(sizeof(T), text(what)));
     std::memcpy(out, p_ + pos_, sizeof(T));
     pos_ += sizeof(T);
     return {};
   }
 
-  Status read_string(std::string* out, const std::string& what) {
+  template <typename Label>
+  Status read_string(std::string* out, const Label& what) {
     uint64_t len = 0;
-    STRATA_RETURN_IF_ERROR(read_pod(&len, what + " length"));
+    STRATA_RETURN_IF_ERROR(read_pod(&len, [&] { return text(what) + " length"; }));
     if (len > left()) {
-      return fail(what + ": string length " + std::to_string(len) + " at byte " +
+      return fail(text(what) + ": string length " + std::to_string(len) + " at byte " +
                   std::to_string(pos_ - 8) + " runs past the end of the file (" +
                   std::to_string(size_) + " bytes)");
     }
@@ -220,7 +233,7 @@ class GgufParser {
               f_.path_ + ": " + what + ": nested arrays are not supported"};
     }
     uint64_t n = 0;
-    STRATA_RETURN_IF_ERROR(read_pod(&n, what + ": array length"));
+    STRATA_RETURN_IF_ERROR(read_pod(&n, [&] { return what + ": array length"; }));
     const uint64_t min_elem_bytes = gguf_min_value_bytes(elem);
     if (n > left() / min_elem_bytes) {
       return fail(what + ": array of " + std::to_string(n) + " " + gguf_type_name(elem) +
@@ -271,7 +284,8 @@ class GgufParser {
       case GgufType::kString: {
         std::vector<std::string> v(n);
         for (uint64_t i = 0; i < n; ++i) {
-          STRATA_RETURN_IF_ERROR(read_string(&v[i], what + ": element " + std::to_string(i)));
+          STRATA_RETURN_IF_ERROR(
+              read_string(&v[i], [&] { return what + ": element " + std::to_string(i); }));
         }
         out->v = std::move(v);
         return {};
@@ -284,7 +298,8 @@ class GgufParser {
 
   Status read_kv(uint64_t index) {
     std::string key;
-    STRATA_RETURN_IF_ERROR(read_string(&key, "metadata entry " + std::to_string(index) + " key"));
+    STRATA_RETURN_IF_ERROR(
+        read_string(&key, [&] { return "metadata entry " + std::to_string(index) + " key"; }));
     if (key.empty()) return fail("metadata entry " + std::to_string(index) + " has an empty key");
     const std::string what = "key '" + key + "'";
     GgufValue value;
@@ -320,18 +335,20 @@ class GgufParser {
   }
 
   Status read_tensor_info(uint64_t index, GgufTensorInfo* t) {
-    STRATA_RETURN_IF_ERROR(read_string(&t->name, "tensor info " + std::to_string(index) + " name"));
+    STRATA_RETURN_IF_ERROR(
+        read_string(&t->name, [&] { return "tensor info " + std::to_string(index) + " name"; }));
     if (t->name.empty()) return fail("tensor info " + std::to_string(index) + " has an empty name");
     const std::string what = "tensor '" + t->name + "'";
     uint32_t n_dims = 0;
-    STRATA_RETURN_IF_ERROR(read_pod(&n_dims, what + ": dimension count"));
+    STRATA_RETURN_IF_ERROR(read_pod(&n_dims, [&] { return what + ": dimension count"; }));
     if (n_dims < 1 || n_dims > 4) {
       return fail(what + " has " + std::to_string(n_dims) + " dimensions (expected 1 to 4)");
     }
     int64_t n_elements = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       uint64_t dim = 0;
-      STRATA_RETURN_IF_ERROR(read_pod(&dim, what + ": dimension " + std::to_string(d)));
+      STRATA_RETURN_IF_ERROR(
+          read_pod(&dim, [&] { return what + ": dimension " + std::to_string(d); }));
       if (dim == 0 || dim > kMaxDim) {
         return fail(what + ": dimension " + std::to_string(d) + " is " + std::to_string(dim) +
                     " (expected 1 to 2^40)");
@@ -344,8 +361,8 @@ class GgufParser {
       }
     }
     uint32_t type_id = 0;
-    STRATA_RETURN_IF_ERROR(read_pod(&type_id, what + ": type"));
-    STRATA_RETURN_IF_ERROR(read_pod(&t->offset, what + ": offset"));
+    STRATA_RETURN_IF_ERROR(read_pod(&type_id, [&] { return what + ": type"; }));
+    STRATA_RETURN_IF_ERROR(read_pod(&t->offset, [&] { return what + ": offset"; }));
     if (!dtype_supported(type_id)) {
       return {StatusCode::kUnsupported,
               f_.path_ + ": " + what + " has type " + std::to_string(type_id) + " (" +

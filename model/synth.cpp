@@ -88,16 +88,17 @@ uint32_t ggml_file_type(DType t) {
   return 0;
 }
 
-// Word-like, unique pieces ("▁kane", "▁rito") so that llama.cpp's detokenized output reads
-// as text: bijective base-16 over 16 syllables is injective.
+// The first normal piece is "▁" alone, SentencePiece's space: without it a space would only
+// be reachable as three byte tokens, which llama.cpp decodes to "▁" rather than " ", so text
+// would not survive tokenize + detokenize. Then word-like, unique pieces ("▁kane", "▁rito")
+// so that generated ids read as text: bijective base-16 over 16 syllables is injective.
 std::string normal_piece(int64_t index) {
   static const char* const kSyllables[16] = {"ka", "ne", "ri", "to", "mu", "sa", "lo", "vi",
                                              "de", "po", "gu", "ze", "fa", "hi", "bo", "ju"};
+  std::string piece = "\xe2\x96\x81";  // U+2581
   std::string word;
-  for (int64_t n = index + 1; n > 0; n = (n - 1) / 16) {
-    word.insert(0, kSyllables[(n - 1) % 16]);
-  }
-  return "\xe2\x96\x81" + word;  // U+2581, SentencePiece's word-boundary mark
+  for (int64_t n = index; n > 0; n = (n - 1) / 16) word.insert(0, kSyllables[(n - 1) % 16]);
+  return piece + word;
 }
 
 void add_tokenizer(GgufWriter& w, int64_t vocab) {

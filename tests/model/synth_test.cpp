@@ -148,7 +148,10 @@ TEST(Synth, MetadataAndTokenizer) {
   EXPECT_EQ(tokens[3], "<0x00>");
   EXPECT_EQ(tokens[3 + 0x0a], "<0x0A>");  // llama.cpp looks up the newline byte by this name
   EXPECT_EQ(tokens[258], "<0xFF>");
-  EXPECT_EQ(tokens[259].rfind("\xe2\x96\x81", 0), 0u);
+  EXPECT_EQ(tokens[259], "\xe2\x96\x81");  // the space piece
+  EXPECT_EQ(tokens[260], "\xe2\x96\x81ka");
+  EXPECT_EQ(tokens[260 + 15], "\xe2\x96\x81ju");
+  EXPECT_EQ(tokens[260 + 16], "\xe2\x96\x81kaka");
   EXPECT_EQ(std::set<std::string>(tokens.begin(), tokens.end()).size(), tokens.size());
   const auto& types =
       std::get<std::vector<int64_t>>(f.metadata().at("tokenizer.ggml.token_type").v);

@@ -133,10 +133,14 @@ struct SynthSpec {
 // Checks the shape (dims divisible, vocab >= 259 + 1, block-size multiples) and returns
 // kInvalidArgument naming the bad parameter, or ok.
 Status validate_synth_spec(const SynthSpec& spec);
-// Writes the model to `path`: full llama metadata and a llama (SPM) tokenizer vocabulary
-// (<unk>, <s>, </s>, 256 byte tokens <0x00>..<0xFF>, then unique pieces) so that llama.cpp
-// loads the file unchanged. Same spec and seed give the same bytes. `progress(done, total)`
-// is called as tensors are written, may be empty.
+// Writes the model to `path`: full llama metadata (general.*, llama.*, strata.ffn_act,
+// strata.seed) and a llama (SPM) tokenizer vocabulary (<unk>, <s>, </s>, 256 byte tokens
+// <0x00>..<0xFF>, "▁", then unique word pieces) so that llama.cpp loads the file unchanged.
+// Every element is a pure function of (seed, tensor name, index): the same spec gives the same
+// bytes. Matrices have std 1/sqrt(fan_in); the head (output, or token_embd when tied) gives
+// logits of std ~2; norms are 1 +- 0.05. Uses up to 8 threads; holds at most two tensors in
+// memory. `progress(done_bytes, total_bytes)` is called as tensors are written (may be empty).
+// Returns kInvalidArgument for a bad spec, an I/O status naming the path otherwise.
 Status synth_model(const SynthSpec& spec, const std::string& path,
                    const std::function<void(int64_t done_bytes, int64_t total_bytes)>& progress);
 
