@@ -7,6 +7,23 @@
 #include "shaper.h"
 #include "strata/base/io.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define STRATA_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define STRATA_TSAN 1
+#endif
+#endif
+
+#ifdef STRATA_TSAN
+// libzmq is not built with ThreadSanitizer, so TSan cannot see how its lock-free queues order
+// memory between our threads and its I/O thread: every frame handed over looks like a race.
+// Reports with libzmq on either stack are set aside; races between strata's own threads (a
+// channel's owner and its shaper thread, counters) are still reported. Linked into every
+// binary that uses channels, so the agent's tests get it too.
+extern "C" const char* __tsan_default_suppressions() { return "race:libzmq.so\n"; }
+#endif
+
 namespace strata::transport::internal {
 namespace {
 

@@ -131,6 +131,42 @@ TEST(Channel, PayloadIsSharedNotCopiedInProcess) {
   EXPECT_EQ((*floats)[5], sample_activations(6)[5]);
 }
 
+TEST(Channel, ReceivedPayloadsOfAnySizeCanBeViewedAsFloats) {
+  // ZeroMQ places small received frames at any address; aligned_to() makes a view possible
+  // for every size, copying only when the address is off.
+  Context ctx = make_context();
+  auto rx = DataReceiver::bind(ctx, "tcp://127.0.0.1:*");
+  ASSERT_TRUE(rx.ok());
+  auto tx = DataSender::connect(ctx, rx->endpoint());
+  ASSERT_TRUE(tx.ok());
+  for (int64_t n : {1, 3, 16, 100, 333, 2048, 70000}) {
+    DataHeader h;
+    h.dtype = DType::kF32;
+    h.shape = {n};
+    const std::vector<float> sent = sample_activations(static_cast<size_t>(n));
+    ASSERT_TRUE(tx->send(h, SharedBytes::from_vector(sent), soon()).ok());
+    auto got = rx->recv(soon());
+    ASSERT_TRUE(got.ok()) << got.status().to_string();
+    const SharedBytes aligned = got->payload.aligned_to(alignof(float));
+    auto floats = aligned.view_as<float>();
+    ASSERT_TRUE(floats.ok()) << n << ": " << floats.status().to_string();
+    EXPECT_TRUE(std::equal(sent.begin(), sent.end(), floats->begin())) << n;
+  }
+}
+
+TEST(Channel, AlignedToCopiesOnlyWhenNeeded) {
+  const SharedBytes whole = SharedBytes::from_vector(std::vector<uint64_t>{1, 2, 3, 4});
+  EXPECT_EQ(whole.aligned_to(8).data(), whole.data());
+  const SharedBytes odd(whole.owner(), whole.data() + 1, 16);
+  EXPECT_FALSE(odd.view_as<uint32_t>().ok());
+  const SharedBytes fixed = odd.aligned_to(64);
+  EXPECT_NE(fixed.data(), odd.data());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(fixed.data()) % 64, 0u);
+  EXPECT_EQ(fixed.size_bytes(), 16u);
+  EXPECT_EQ(std::memcmp(fixed.data(), odd.data(), 16), 0);
+  EXPECT_TRUE(fixed.view_as<uint32_t>().ok());
+}
+
 TEST(Channel, SentPayloadIsReleasedAfterTheWire) {
   // The socket holds a reference to the payload, not a copy, and drops it once sent.
   Context ctx = make_context();

@@ -38,9 +38,15 @@ class SharedBytes {
   std::span<const uint8_t> span() const { return {data_, size_bytes_}; }
   const std::shared_ptr<const void>& owner() const { return owner_; }
 
+  // This range when data() is a multiple of `alignment` (a power of two, at most 4096), else a
+  // copy into a new buffer that is. Received payloads of a few hundred bytes can sit at any
+  // address (ZeroMQ decodes small frames in place in its receive batch); see docs/WIRE.md.
+  SharedBytes aligned_to(size_t alignment) const;
+
   // The bytes as elements of T without a copy. Received payloads sit wherever ZeroMQ put them,
   // so this can fail: returns kInvalidArgument when data() is not aligned for T or the size is
-  // not a multiple of sizeof(T) (copy with span() then). The view lives while this object does.
+  // not a multiple of sizeof(T) (aligned_to(alignof(T)) first makes the alignment hold). The view
+  // lives while this object does.
   template <class T>
   Result<std::span<const T>> view_as() const {
     if (reinterpret_cast<uintptr_t>(data_) % alignof(T) != 0 || size_bytes_ % sizeof(T) != 0) {
