@@ -69,6 +69,12 @@ Result<std::unique_ptr<Engine>> Engine::create(const Model& model, const EngineO
                             std::to_string(o.layer_end) + ") is outside the model's " +
                             std::to_string(c.n_layers) + " layers");
   }
+  if (o.layer_begin < model.block_begin() || o.layer_end > model.block_end()) {
+    return invalid_argument(
+        "layer range [" + std::to_string(o.layer_begin) + ", " + std::to_string(o.layer_end) +
+        ") is not in this model slice's blocks [" + std::to_string(model.block_begin()) + ", " +
+        std::to_string(model.block_end()) + ")");
+  }
   if (o.n_threads < 1 || o.n_threads > 1024) {
     return invalid_argument("thread count " + std::to_string(o.n_threads) + " must be 1..1024");
   }

@@ -175,8 +175,10 @@ class LlamaLoader {
         return refuse("strata.ffn_act '" + act + "' is not supported (silu or relu)");
       }
     }
-    // The layer count must be backed by tensors before anything is sized by it.
-    if (static_cast<uint64_t>(c->n_layers) > f_.tensors().size() / 9) {
+    // The layer count must be backed by tensors before anything is sized by it (a slice
+    // holds only its own blocks).
+    if (!f_.has("strata.slice.block_begin") &&
+        static_cast<uint64_t>(c->n_layers) > f_.tensors().size() / 9) {
       return fail("llama.block_count " + std::to_string(c->n_layers) + " needs at least " +
                   std::to_string(c->n_layers * 9) + " tensors but the file has " +
                   std::to_string(f_.tensors().size()));
@@ -224,6 +226,39 @@ class LlamaLoader {
   std::set<std::string> used_;
 };
 
+// What part of a model a file holds: everything, or a slice written by write_model_slice.
+struct SliceInfo {
+  bool is_slice = false;
+  int64_t block_begin = 0;
+  int64_t block_end = 0;
+  bool with_embedding = true;
+  bool with_head = true;
+  bool tied = false;
+};
+
+Status read_slice_info(const GgufFile& f, int64_t n_layers, SliceInfo* s) {
+  s->block_end = n_layers;
+  if (!f.has("strata.slice.block_begin")) return {};
+  const auto fail = [&](const std::string& what) { return corrupt(f.path() + ": " + what); };
+  s->is_slice = true;
+  STRATA_ASSIGN_OR_RETURN(const uint64_t b, f.get_u64("strata.slice.block_begin"));
+  STRATA_ASSIGN_OR_RETURN(const uint64_t e, f.get_u64("strata.slice.block_end"));
+  if (b > e || e > static_cast<uint64_t>(n_layers)) {
+    return fail("strata.slice blocks [" + std::to_string(b) + ", " + std::to_string(e) +
+                ") are outside the model's " + std::to_string(n_layers) + " blocks");
+  }
+  if (static_cast<uint64_t>(e - b) > f.tensors().size() / 9) {
+    return fail("strata.slice holds " + std::to_string(e - b) + " blocks but the file has only " +
+                std::to_string(f.tensors().size()) + " tensors");
+  }
+  s->block_begin = static_cast<int64_t>(b);
+  s->block_end = static_cast<int64_t>(e);
+  STRATA_ASSIGN_OR_RETURN(s->with_embedding, f.get_bool("strata.slice.has_embedding"));
+  STRATA_ASSIGN_OR_RETURN(s->with_head, f.get_bool("strata.slice.has_head"));
+  STRATA_ASSIGN_OR_RETURN(s->tied, f.get_bool("strata.slice.tied_embeddings"));
+  return {};
+}
+
 int64_t view_bytes(const WeightView& w) { return w.rows * row_bytes(w.type, w.cols); }
 
 void add_weight(LayerCost* unit, const WeightView& w) {
@@ -258,16 +293,27 @@ Result<std::unique_ptr<Model>> Model::from_gguf(std::unique_ptr<GgufFile> file) 
   const std::string df = d + ", ffn " + std::to_string(c.ffn_dim);
   const std::string dfr = "ffn " + std::to_string(c.ffn_dim) + ", " + d;
 
-  STRATA_ASSIGN_OR_RETURN(m->token_embd_, ld.matrix("token_embd.weight", c.dim, c.vocab, dv));
-  STRATA_ASSIGN_OR_RETURN(m->output_norm_, ld.norm("output_norm.weight", c.dim));
-  c.tied_embeddings = file->find_tensor("output.weight") == nullptr;
-  if (c.tied_embeddings) {
-    m->output_ = m->token_embd_;
-  } else {
-    STRATA_ASSIGN_OR_RETURN(m->output_, ld.matrix("output.weight", c.dim, c.vocab, dv));
+  SliceInfo slice;
+  STRATA_RETURN_IF_ERROR(read_slice_info(*file, c.n_layers, &slice));
+  m->is_slice_ = slice.is_slice;
+  m->block_begin_ = slice.block_begin;
+  m->block_end_ = slice.block_end;
+  c.tied_embeddings = slice.is_slice ? slice.tied : file->find_tensor("output.weight") == nullptr;
+  // With tied embeddings the head reads token_embd, so a head slice carries it too.
+  if (slice.with_embedding || (slice.with_head && c.tied_embeddings)) {
+    STRATA_ASSIGN_OR_RETURN(const WeightView embd,
+                            ld.matrix("token_embd.weight", c.dim, c.vocab, dv));
+    if (slice.with_embedding) m->token_embd_ = embd;
+    if (c.tied_embeddings) m->output_ = embd;
+  }
+  if (slice.with_head) {
+    STRATA_ASSIGN_OR_RETURN(m->output_norm_, ld.norm("output_norm.weight", c.dim));
+    if (!c.tied_embeddings) {
+      STRATA_ASSIGN_OR_RETURN(m->output_, ld.matrix("output.weight", c.dim, c.vocab, dv));
+    }
   }
   m->layers_.resize(static_cast<size_t>(c.n_layers));
-  for (int64_t i = 0; i < c.n_layers; ++i) {
+  for (int64_t i = slice.block_begin; i < slice.block_end; ++i) {
     LayerWeights& l = m->layers_[static_cast<size_t>(i)];
     const std::string p = "blk." + std::to_string(i) + ".";
     STRATA_ASSIGN_OR_RETURN(l.attn_norm, ld.norm(p + "attn_norm.weight", c.dim));

@@ -23,10 +23,10 @@ struct ModelConfig {
   std::string arch;  // "llama"
   std::string name;  // general.name, may be empty
   int64_t n_layers = 0;
-  int64_t dim = 0;        // embedding length
+  int64_t dim = 0;  // embedding length
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
-  int64_t head_dim = 0;   // dim / n_heads
+  int64_t head_dim = 0;  // dim / n_heads
   int64_t ffn_dim = 0;
   int64_t vocab = 0;
   int64_t ctx_train = 0;  // context length the model was made for
@@ -44,10 +44,10 @@ struct ModelConfig {
 
 struct LayerWeights {
   const float* attn_norm = nullptr;  // dim floats
-  WeightView attn_q;    // dim x dim        (rows x cols)
-  WeightView attn_k;    // kv_dim x dim
-  WeightView attn_v;    // kv_dim x dim
-  WeightView attn_o;    // dim x dim
+  WeightView attn_q;                 // dim x dim        (rows x cols)
+  WeightView attn_k;                 // kv_dim x dim
+  WeightView attn_v;                 // kv_dim x dim
+  WeightView attn_o;                 // dim x dim
   const float* ffn_norm = nullptr;
   WeightView ffn_gate;  // ffn x dim
   WeightView ffn_up;    // ffn x dim
@@ -68,10 +68,32 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const GgufFile& file() const { return *file_; }
 
-  const WeightView& token_embd() const { return token_embd_; }  // vocab x dim
-  const WeightView& output() const { return output_; }          // vocab x dim (token_embd if tied)
-  const float* output_norm() const { return output_norm_; }
-  const LayerWeights& layer(int64_t i) const { return layers_[static_cast<size_t>(i)]; }
+  // A slice (see write_model_slice) holds blocks [block_begin, block_end) and the embedding
+  // and/or head only when has_embedding()/has_head(); a whole model holds everything.
+  // Asking for a part the file lacks is a bug (aborts).
+  bool is_slice() const { return is_slice_; }
+  int64_t block_begin() const { return block_begin_; }
+  int64_t block_end() const { return block_end_; }
+  bool has_embedding() const { return token_embd_.data != nullptr; }
+  bool has_head() const { return output_norm_ != nullptr; }
+
+  const WeightView& token_embd() const {
+    STRATA_CHECK_MSG(has_embedding(), "this model slice has no token embedding");
+    return token_embd_;
+  }  // vocab x dim
+  const WeightView& output() const {
+    STRATA_CHECK_MSG(has_head(), "this model slice has no output head");
+    return output_;
+  }  // vocab x dim (token_embd if tied)
+  const float* output_norm() const {
+    STRATA_CHECK_MSG(has_head(), "this model slice has no output head");
+    return output_norm_;
+  }
+  const LayerWeights& layer(int64_t i) const {
+    STRATA_CHECK_MSG(i >= block_begin_ && i < block_end_,
+                     "block " + std::to_string(i) + " is not in this model (slice)");
+    return layers_[static_cast<size_t>(i)];
+  }
 
  private:
   Model() = default;
@@ -81,17 +103,34 @@ class Model {
   WeightView output_;
   const float* output_norm_ = nullptr;
   std::vector<LayerWeights> layers_;
+  bool is_slice_ = false;
+  int64_t block_begin_ = 0;
+  int64_t block_end_ = 0;
 };
+
+// Writes a GGUF holding part of `model`: all its metadata, blocks [block_begin, block_end),
+// and the token embedding and/or output head when asked (with tied embeddings the head
+// includes token_embd). The slice records what it holds (strata.slice.*) and the hash of the
+// whole model it came from; Model::load reads it back as a slice. This is what a coordinator
+// ships to an agent that lacks the model. Errors: kInvalidArgument for a bad range, kIo.
+Status write_model_slice(const Model& model, int64_t block_begin, int64_t block_end,
+                         bool with_embedding, bool with_head, const std::string& path);
+
+// A 64-bit content hash of a file's bytes as 16 hex digits (not cryptographic: it detects a
+// corrupt or different file, not a malicious one). kNotFound / kIo naming the path.
+Result<std::string> hash_file(const std::string& path);
+// The same over bytes in memory (so a receiver can hash what it got before writing it).
+std::string hash_bytes(const uint8_t* data, size_t size);
 
 // Cost of one schedulable unit: the embedding, one transformer block, or the head.
 struct LayerCost {
-  std::string name;                 // "token_embd", "blk.0", ..., "output"
-  int64_t weight_bytes = 0;         // bytes read from the file for this unit
+  std::string name;                                     // "token_embd", "blk.0", ..., "output"
+  int64_t weight_bytes = 0;                             // bytes read from the file for this unit
   std::map<std::string, int64_t> weight_bytes_by_type;  // "q4_0" -> bytes
-  double flops_per_token = 0;       // matmul FLOPs per token (2 per multiply-add)
+  double flops_per_token = 0;               // matmul FLOPs per token (2 per multiply-add)
   double attn_flops_per_token_per_ctx = 0;  // extra FLOPs per token per cached position
-  int64_t kv_bytes_per_token = 0;   // KV cache bytes per token (at the engine's KV type)
-  int64_t activation_bytes_out = 0; // bytes per token handed to the next unit (f32 hidden)
+  int64_t kv_bytes_per_token = 0;           // KV cache bytes per token (at the engine's KV type)
+  int64_t activation_bytes_out = 0;         // bytes per token handed to the next unit (f32 hidden)
   int64_t weight_bytes_read_per_token = 0;  // decode: bytes touched per token (embd: 1 row)
 };
 
