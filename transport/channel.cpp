@@ -33,6 +33,7 @@ Status send_message(SocketImpl& s, const std::string* peer, zmq::message_t heade
       STRATA_ASSIGN_OR_RETURN(zmq::message_t body, internal::share_into_message(payload));
       frames.push_back(std::move(body));
     }
+    internal::tsan_release(&s.context->tsan_sync);
     STRATA_RETURN_IF_ERROR(
         internal::send_frames(s.socket, frames, deadline, unavailable_on_timeout, what));
     s.counters.sent_messages.fetch_add(1, std::memory_order_relaxed);
@@ -137,6 +138,7 @@ Result<ControlReply> ControlClient::recv(Deadline deadline) {
   size_t n_frames = 0;
   STRATA_RETURN_IF_ERROR(
       internal::recv_frames(s.socket, s.frames, 2, n_frames, deadline, what(s, "receive")));
+  internal::tsan_acquire(&s.context->tsan_sync);
   if (n_frames > 2) {
     return reject<ControlReply>(
         s, corrupt("control message of " + std::to_string(n_frames) + " frames, expected 1 or 2"),
@@ -168,6 +170,7 @@ Result<ControlRequest> ControlServer::recv(Deadline deadline) {
   size_t n_frames = 0;
   STRATA_RETURN_IF_ERROR(
       internal::recv_frames(s.socket, s.frames, 3, n_frames, deadline, what(s, "receive")));
+  internal::tsan_acquire(&s.context->tsan_sync);
   // frames[0] is the routing id ROUTER prepends; it is always there.
   std::string peer(static_cast<const char*>(s.frames[0].data()), s.frames[0].size());
   Status refused;
@@ -250,6 +253,7 @@ Result<DataMessage> DataReceiver::recv(Deadline deadline) {
   size_t n_frames = 0;
   STRATA_RETURN_IF_ERROR(
       internal::recv_frames(s.socket, s.frames, 2, n_frames, deadline, what(s, "receive")));
+  internal::tsan_acquire(&s.context->tsan_sync);
   if (n_frames != 2) {
     return reject<DataMessage>(
         s, corrupt("data message of " + std::to_string(n_frames) + " frames, expected 2"),

@@ -1,33 +1,57 @@
 #include "socket.h"
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 #include "shaper.h"
 #include "strata/base/io.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define STRATA_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define STRATA_TSAN 1
-#endif
-#endif
-
 #ifdef STRATA_TSAN
-// libzmq is not built with ThreadSanitizer, so TSan cannot see how its lock-free queues order
-// memory between our threads and its I/O thread: every frame handed over looks like a race.
-// Reports with libzmq on either stack are set aside; races between strata's own threads (a
-// channel's owner and its shaper thread, counters) are still reported. Linked into every
-// binary that uses channels, so the agent's tests get it too.
-extern "C" const char* __tsan_default_suppressions() { return "race:libzmq.so\n"; }
+// libzmq (and libsodium, its CURVE crypto) is not built with ThreadSanitizer, so TSan cannot see
+// how its lock-free queues order memory between our threads and its I/O thread: every frame handed
+// over looks like a race. called_from_lib makes TSan skip the interceptors libzmq calls (malloc,
+// memcpy, send, recv), which also keeps it from symbolizing thousands of reports (that alone slowed
+// a shaped link tenfold); race: sets aside the few reports left with libzmq on a stack. Races
+// between strata's own threads (a channel's owner and its shaper thread, counters) are still
+// reported. Linked into every binary that uses channels, so the agent's tests get it too.
+extern "C" const char* __tsan_default_suppressions() {
+  return "called_from_lib:libzmq.so\n"
+         "called_from_lib:libsodium.so\n"  // CurveZMQ decrypts frames in place through it
+         "race:libzmq.so\n"
+         "race:libsodium.so\n";
+}
 #endif
 
 namespace strata::transport::internal {
 namespace {
 
+Status set_key(zmq::socket_t& socket, int option, const std::string& z85, const char* which) {
+  if (z85.size() != 40 || zmq_setsockopt(socket.handle(), option, z85.data(), z85.size()) != 0) {
+    return invalid_argument(std::string("CURVE ") + which + " is not a 40-character Z85 key");
+  }
+  return {};
+}
+
+Status set_curve(zmq::socket_t& socket, bool server, const CurveOptions& curve) {
+  if (zmq_has("curve") == 0) return unsupported("this libzmq was built without CURVE");
+  if (server) {
+    const int on = 1;
+    if (zmq_setsockopt(socket.handle(), ZMQ_CURVE_SERVER, &on, sizeof on) != 0) {
+      return zmq_status(zmq_errno(), "CURVE server");
+    }
+    return set_key(socket, ZMQ_CURVE_SECRETKEY, curve.keys.secret_z85, "secret key");
+  }
+  STRATA_RETURN_IF_ERROR(
+      set_key(socket, ZMQ_CURVE_SERVERKEY, curve.server_public_z85, "server public key"));
+  STRATA_RETURN_IF_ERROR(set_key(socket, ZMQ_CURVE_PUBLICKEY, curve.keys.public_z85, "public key"));
+  return set_key(socket, ZMQ_CURVE_SECRETKEY, curve.keys.secret_z85, "secret key");
+}
+
 void release_shared(void* /*data*/, void* hint) {
+  tsan_acquire(hint);  // runs on ZeroMQ's I/O thread; the hint was made on the sender's
   delete static_cast<std::shared_ptr<const void>*>(hint);
 }
 
@@ -103,6 +127,9 @@ Result<zmq::socket_t> open_socket(ContextImpl& context, zmq::socket_type type, b
       // A reply to a vanished peer is an error (EHOSTUNREACH), not a silent drop.
       socket.set(zmq::sockopt::router_mandatory, 1);
     }
+    if (options.curve.enabled()) {
+      STRATA_RETURN_IF_ERROR(set_curve(socket, bind, options.curve).with_context(what));
+    }
     if (bind) {
       socket.bind(endpoint);
       resolved_endpoint = socket.get(zmq::sockopt::last_endpoint);
@@ -145,6 +172,7 @@ Result<std::unique_ptr<SocketImpl>> make_socket(const std::shared_ptr<ContextImp
 Result<zmq::message_t> share_into_message(const SharedBytes& bytes) {
   if (bytes.empty()) return zmq::message_t();
   auto* hint = new std::shared_ptr<const void>(bytes.owner());
+  tsan_release(hint);
   zmq::message_t msg;
   // ZeroMQ never writes to the buffer; it only needs a non-const pointer for its C API.
   if (zmq_msg_init_data(msg.handle(), const_cast<uint8_t*>(bytes.data()), bytes.size_bytes(),
@@ -168,6 +196,7 @@ SharedBytes share_message(zmq::message_t&& frame) {
 Status send_frames(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, Deadline deadline,
                    bool unavailable_on_timeout, const std::string& what) {
   STRATA_CHECK(!frames.empty());
+  bool polled_writable = false;
   for (size_t i = 0; i < frames.size(); ++i) {
     const bool more = i + 1 < frames.size();
     for (;;) {
@@ -186,10 +215,15 @@ Status send_frames(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, D
         }
         return deadline_exceeded(what + ": the peer's queue stayed full past the deadline");
       }
-      zmq_pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
-      if (zmq_poll(&item, 1, timeout) < 0 && zmq_errno() != EINTR) {
-        return zmq_status(zmq_errno(), what);
+      if (polled_writable) {
+        // ROUTER reports POLLOUT even when the one peer we address is full; back off a little
+        // instead of spinning until the deadline.
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
+      zmq_pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
+      const int n = zmq_poll(&item, 1, timeout);
+      if (n < 0 && zmq_errno() != EINTR) return zmq_status(zmq_errno(), what);
+      polled_writable = n > 0;
     }
   }
   return {};

@@ -13,12 +13,39 @@
 #include "strata/transport/bytes.h"
 #include "strata/transport/channel.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define STRATA_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define STRATA_TSAN 1
+#endif
+#endif
+
+#ifdef STRATA_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace strata::transport::internal {
+
+// ThreadSanitizer cannot see ZeroMQ's own ordering (libzmq is not instrumented). These tell it
+// what a message queue promises: what a thread wrote before a send happens before what the
+// receiver reads after the receive. No-ops outside TSan builds.
+inline void tsan_release([[maybe_unused]] void* sync) {
+#ifdef STRATA_TSAN
+  __tsan_release(sync);
+#endif
+}
+inline void tsan_acquire([[maybe_unused]] void* sync) {
+#ifdef STRATA_TSAN
+  __tsan_acquire(sync);
+#endif
+}
 
 struct ContextImpl {
   explicit ContextImpl(int io_threads) : context(io_threads) {}
   zmq::context_t context;
   std::atomic<uint64_t> next_inproc_id{0};
+  char tsan_sync = 0;  // only its address is used: the sync object for tsan_release/acquire
 };
 
 class Shaper;

@@ -167,6 +167,37 @@ TEST(Channel, AlignedToCopiesOnlyWhenNeeded) {
   EXPECT_TRUE(fixed.view_as<uint32_t>().ok());
 }
 
+TEST(Channel, PayloadHandedToAnotherThreadInProcess) {
+  // Stages in one process (tests, a coordinator beside an agent) pass buffers by reference;
+  // what the producing thread wrote must be what the consumer reads (and TSan must agree).
+  Context ctx = make_context();
+  auto rx = DataReceiver::bind(ctx, "inproc://handoff");
+  ASSERT_TRUE(rx.ok());
+  auto tx = DataSender::connect(ctx, "inproc://handoff");
+  ASSERT_TRUE(tx.ok());
+  std::thread producer([s = std::move(tx).value()]() mutable {
+    for (int i = 0; i < 20; ++i) {
+      std::vector<float> acts(2048);
+      for (size_t k = 0; k < acts.size(); ++k) acts[k] = static_cast<float>(i * 10000 + k);
+      DataHeader h;
+      h.step_id = static_cast<uint64_t>(i);
+      h.dtype = DType::kF32;
+      h.shape = {2048};
+      EXPECT_TRUE(s.send(h, SharedBytes::from_vector(std::move(acts)), soon()).ok());
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    auto got = rx->recv(soon());
+    if (!got.ok()) {
+      ADD_FAILURE() << got.status().to_string();
+      break;
+    }
+    auto floats = got->payload.aligned_to(alignof(float)).view_as<float>();
+    EXPECT_TRUE(floats.ok() && (*floats)[7] == static_cast<float>(i * 10000 + 7)) << i;
+  }
+  producer.join();
+}
+
 TEST(Channel, SentPayloadIsReleasedAfterTheWire) {
   // The socket holds a reference to the payload, not a copy, and drops it once sent.
   Context ctx = make_context();

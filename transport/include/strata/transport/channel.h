@@ -21,6 +21,7 @@
 #include "strata/base/status.h"
 #include "strata/transport/bytes.h"
 #include "strata/transport/codec.h"
+#include "strata/transport/curve.h"
 #include "strata/transport/messages.h"
 
 namespace strata::transport {
@@ -67,7 +68,18 @@ struct LinkShape {
   bool enabled() const { return delay_ms > 0 || rate_mbit_per_s > 0; }
 };
 
+// CurveZMQ on a channel: binding channels (ControlServer, DataReceiver) act as CURVE servers
+// with `keys`; connecting ones (ControlClient, DataSender) as clients with their own `keys` and
+// the server's public key. A peer without the right keys never connects: its sends end in
+// kUnavailable at their deadline. Empty keys = plaintext (the default).
+struct CurveOptions {
+  CurveKeyPair keys;
+  std::string server_public_z85;  // connecting channels only
+  bool enabled() const { return !keys.secret_z85.empty(); }
+};
+
 struct ChannelOptions {
+  CurveOptions curve;
   LinkShape link;       // only for channels that send (not DataReceiver)
   int send_hwm = 1000;  // messages queued per peer before send waits
   int recv_hwm = 1000;
