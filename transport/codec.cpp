@@ -37,10 +37,11 @@ fb::Offset<void> build_body(Fbb& fbb, const Hello& m) {
 }
 
 fb::Offset<void> build_body(Fbb& fbb, const Assign& m) {
-  return wire::CreateAssign(
-             fbb, str(fbb, m.model_id), str(fbb, m.model_hash), str(fbb, m.slice_hash),
-             m.stage_index, m.n_stages, m.unit_begin, m.unit_end, m.mem_budget_bytes, m.n_threads,
-             str(fbb, m.downstream_endpoint), str(fbb, m.upstream_name), m.n_ctx, m.n_seq_max)
+  return wire::CreateAssign(fbb, str(fbb, m.model_id), str(fbb, m.model_hash),
+                            str(fbb, m.slice_hash), m.stage_index, m.n_stages, m.unit_begin,
+                            m.unit_end, m.mem_budget_bytes, m.n_threads,
+                            str(fbb, m.downstream_endpoint), str(fbb, m.upstream_name), m.n_ctx,
+                            m.n_seq_max, m.temperature, m.top_k, m.top_p, m.seed)
       .Union();
 }
 
@@ -151,6 +152,10 @@ Assign read(const wire::Assign& w) {
   m.upstream_name = str(w.upstream_name());
   m.n_ctx = w.n_ctx();
   m.n_seq_max = w.n_seq_max();
+  m.temperature = w.temperature();
+  m.top_k = w.top_k();
+  m.top_p = w.top_p();
+  m.seed = w.seed();
   return m;
 }
 
@@ -196,6 +201,7 @@ DataHeader read(const wire::Data& w) {
   h.shape = vec(w.shape());
   h.status_code = static_cast<StatusCode>(w.status_code());
   h.status_message = str(w.status_message());
+  h.logit_rows = vec(w.logit_rows());
   return h;
 }
 
@@ -222,6 +228,7 @@ Status check_counts(const wire::Message& m) {
       STRATA_RETURN_IF_ERROR(check_count("data.token_ids", d.token_ids(), kMaxTokens));
       STRATA_RETURN_IF_ERROR(
           check_count("data.sampled_tokens", d.sampled_tokens(), kMaxSampledTokens));
+      STRATA_RETURN_IF_ERROR(check_count("data.logit_rows", d.logit_rows(), kMaxTokens));
       return check_count("data.shape", d.shape(), kMaxShapeDims);
     }
     default: return {};
@@ -324,7 +331,8 @@ void build_data(Fbb& fbb, const DataHeader& h, uint16_t version) {
   const auto body = wire::CreateData(
       fbb, h.request_id, h.step_id, h.flags, h.n_tokens, vec(fbb, h.seq_ids), vec(fbb, h.positions),
       vec(fbb, h.token_ids), vec(fbb, h.sampled_tokens), static_cast<wire::DType>(h.dtype),
-      vec(fbb, h.shape), static_cast<uint8_t>(h.status_code), str(fbb, h.status_message));
+      vec(fbb, h.shape), static_cast<uint8_t>(h.status_code), str(fbb, h.status_message),
+      vec(fbb, h.logit_rows));
   wire::FinishMessageBuffer(fbb, wire::CreateMessage(fbb, version, wire::Body::Data, body.Union()));
 }
 

@@ -64,6 +64,10 @@ Status check_fields(const Assign& m) {
     return invalid_argument("assign: unit range [" + n(m.unit_begin) + ", " + n(m.unit_end) +
                             ") is empty");
   }
+  if (!(m.temperature >= 0.0f && m.temperature <= 100.0f) || m.top_k < 0 ||
+      !(m.top_p > 0.0f && m.top_p <= 1.0f)) {
+    return invalid_argument("assign: sampler temperature/top_k/top_p out of range");
+  }
   return {};
 }
 
@@ -219,6 +223,15 @@ Status check_data_fields(const DataHeader& h) {
       return invalid_argument("data: token " + n(i) + " has seq_id " +
                               std::to_string(h.seq_ids[i]) + " position " +
                               std::to_string(h.positions[i]) + ", both must be >= 0");
+    }
+  }
+  if (h.logit_rows.size() > h.n_tokens) {
+    return invalid_argument("data.logit_rows has " + n(h.logit_rows.size()) +
+                            " entries, more than the " + n(h.n_tokens) + " tokens");
+  }
+  for (size_t i = 0; i < h.logit_rows.size(); ++i) {
+    if (h.logit_rows[i] >= h.n_tokens || (i > 0 && h.logit_rows[i] <= h.logit_rows[i - 1])) {
+      return invalid_argument("data.logit_rows must be increasing token indices below n_tokens");
     }
   }
   if ((h.flags & ~kDataFlagsKnown) != 0) {

@@ -34,12 +34,24 @@ TEST(Codec, EveryControlMessageRoundTrips) {
 TEST(Codec, DataHeaderRoundTrips) {
   DataHeader h = sample_data_header();
   h.sampled_tokens = {5, 6};
+  h.logit_rows = {0, 2};
+  h.flags |= kDataWantLogits;
   h.status_code = StatusCode::kResourceExhausted;
   h.status_message = "kv cache full";
   const auto bytes = encode_data(h);
   auto back = decode_data(bytes, 3 * 16 * 4);
   ASSERT_TRUE(back.ok()) << back.status().to_string();
   EXPECT_EQ(*back, h);
+}
+
+TEST(Codec, LogitRowsMustBeIncreasingTokenIndices) {
+  DataHeader h = sample_data_header();
+  h.logit_rows = {2, 1};
+  EXPECT_EQ(check_data_header(h, 3 * 16 * 4).code(), StatusCode::kInvalidArgument);
+  h.logit_rows = {h.n_tokens};
+  EXPECT_EQ(check_data_header(h, 3 * 16 * 4).code(), StatusCode::kInvalidArgument);
+  h.logit_rows = {0, 1};
+  EXPECT_TRUE(check_data_header(h, 3 * 16 * 4).ok());
 }
 
 TEST(Codec, EmptyFieldsRoundTrip) {

@@ -52,6 +52,10 @@ inline std::vector<ControlMessage> sample_control_messages() {
   assign.upstream_name = "laptop";
   assign.n_ctx = 2048;
   assign.n_seq_max = 8;
+  assign.temperature = 0.7f;
+  assign.top_k = 40;
+  assign.top_p = 0.9f;
+  assign.seed = 1234567890123ull;
   Stats stats;
   stats.stage_index = 2;
   stats.steps = {{41, 8, 12.5, 0.25, 1.75, 65536, 32768}, {42, 1, 3.0, 0.5, 0.125, 8192, 8192}};

@@ -66,6 +66,11 @@ struct Assign {
   std::string upstream_name;
   uint32_t n_ctx = 0;
   uint32_t n_seq_max = 0;
+  // The last stage's sampler (model::SamplerOptions); sequence s draws with seed + s.
+  float temperature = 0.0f;
+  int32_t top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
   bool operator==(const Assign&) const = default;
 };
 
@@ -158,8 +163,9 @@ enum DataFlag : uint32_t {
   kDataPrefill = 1u << 0,  // the tokens are (a chunk of) a prompt
   kDataDecode = 1u << 1,   // one generated token per sequence
   kDataFinal = 1u << 2,    // last chunk of this step: the receiver produces output for it
+  kDataWantLogits = 1u << 3,  // the last stage returns the logits of logit_rows as payload
 };
-inline constexpr uint32_t kDataFlagsKnown = kDataPrefill | kDataDecode | kDataFinal;
+inline constexpr uint32_t kDataFlagsKnown = kDataPrefill | kDataDecode | kDataFinal | kDataWantLogits;
 
 // The header of one activation message; the tensor (dtype, shape) is the payload frame.
 // Tokens are listed one per entry: token i belongs to seq_ids[i] at positions[i], so a batch
@@ -177,6 +183,9 @@ struct DataHeader {
   std::vector<int64_t> shape;  // empty = no tensor (payload must be empty); else 1..4 dims > 0
   StatusCode status_code = StatusCode::kOk;  // a stage that failed says why here
   std::string status_message;
+  // Indices (< n_tokens, increasing) of the tokens whose logits the last stage turns into a
+  // sampled token: a decode token, or the last prompt token of a finished prefill.
+  std::vector<uint32_t> logit_rows;
   bool operator==(const DataHeader&) const = default;
 };
 
