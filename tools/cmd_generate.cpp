@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "prompt_args.h"
 #include "strata/base/io.h"
 #include "strata/model/engine.h"
 #include "strata/model/model.h"
@@ -17,8 +18,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model;
-  std::string prompt_ids;
-  int64_t prompt_len = 0;
+  PromptArgs prompt;
   int64_t n_gen = 16;
   int threads = 1;
   float temp = 0.0f;
@@ -31,32 +31,10 @@ struct GenerateArgs {
   bool warmup = false;
 };
 
-Result<std::vector<int32_t>> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    char* end = nullptr;
-    const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < 0 || v > INT32_MAX) {
-      return invalid_argument("--prompt-ids: '" + item + "' is not a token id");
-    }
-    ids.push_back(static_cast<int32_t>(v));
-  }
-  if (ids.empty()) return invalid_argument("--prompt-ids is empty");
-  return ids;
-}
-
 Status run_generate(const GenerateArgs& a) {
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<model::Model> m, model::Model::load(a.model));
   const model::ModelConfig& c = m->config();
-  std::vector<int32_t> prompt;
-  if (!a.prompt_ids.empty()) {
-    STRATA_ASSIGN_OR_RETURN(prompt, parse_ids(a.prompt_ids));
-  } else {
-    if (c.vocab <= 259) return invalid_argument("--prompt-len needs a vocabulary over 259 tokens");
-    prompt = model::default_prompt(a.prompt_len, c.vocab);
-  }
+  STRATA_ASSIGN_OR_RETURN(const std::vector<int32_t> prompt, prompt_ids(a.prompt, c.vocab));
   model::EngineOptions eo;
   eo.n_threads = a.threads;
   eo.ctx = a.ctx > 0 ? a.ctx : static_cast<int64_t>(prompt.size()) + a.n_gen;
@@ -124,12 +102,7 @@ void add_generate_command(CLI::App& root, Action& action) {
   CLI::App* cmd =
       root.add_subcommand("generate", "Generate tokens with the whole model in this process");
   cmd->add_option("--model,-m", a->model, "GGUF model file")->required()->check(CLI::ExistingFile);
-  auto* ids = cmd->add_option("--prompt-ids", a->prompt_ids,
-                              "Comma-separated prompt token ids, e.g. 1,5,9");
-  auto* len = cmd->add_option("--prompt-len", a->prompt_len,
-                              "Use the default prompt of N ids: 1, then 259+((i*7919) mod (V-259))")
-                  ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  ids->excludes(len);
+  add_prompt_options(cmd, &a->prompt);
   cmd->add_option("-n,--n-gen", a->n_gen,
                   "New tokens to generate (the first comes from the prompt)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
@@ -149,13 +122,7 @@ void add_generate_command(CLI::App& root, Action& action) {
   cmd->add_flag(
       "--json", a->json,
       "Print one JSON object: tokens, top_logits, prefill_tps, decode_tps, peak_rss_bytes");
-  cmd->callback([a, ids, len, &action] {
-    action = [a, ids, len] {
-      if (ids->count() == 0 && len->count() == 0)
-        return invalid_argument("give --prompt-ids or --prompt-len");
-      return run_generate(*a);
-    };
-  });
+  cmd->callback([a, &action] { action = [a] { return run_generate(*a); }; });
 }
 
 }  // namespace strata::tools

@@ -18,5 +18,7 @@ using Action = std::function<Status()>;
 // `strata model synth|info` (tools/cmd_model.cpp).
 void add_model_command(CLI::App& root, Action& action);
 void add_generate_command(CLI::App& root, Action& action);  // generate
+void add_agent_command(CLI::App& root, Action& action);     // agent
+void add_run_command(CLI::App& root, Action& action);       // run
 
 }  // namespace strata::tools

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   strata::tools::Action action;
   strata::tools::add_model_command(app, action);
   strata::tools::add_generate_command(app, action);
+  strata::tools::add_agent_command(app, action);
+  strata::tools::add_run_command(app, action);
 
   try {
     app.parse(argc, argv);

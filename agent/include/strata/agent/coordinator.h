@@ -1,0 +1,107 @@
+// The coordinator behind `strata run`: drives a plan over running agents. It says hello to
+// every agent (protocol version check), assigns each its stage, ships the model slice an agent
+// lacks (hash-checked on arrival, cached on the agent's flash), then generates for many
+// sequences at once: each pipeline group has one step in flight, so with as many groups as
+// stages every stage is busy; steps mix decode tokens with prompt chunks (SARATHI). Tokens
+// stream out as they are sampled. It ends with a report of what each stage spent its time on
+// and of the plan's predictions beside the measured figures.
+//
+// Thread-safety: run_plan is self-contained (its own sockets); call it from one thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "strata/base/status.h"
+#include "strata/model/engine.h"
+
+namespace strata::agent {
+
+struct StageSpec {
+  std::string device;      // the agent that runs it (a --agent NAME)
+  int64_t unit_begin = 0;  // plan units: 0 = embedding, 1..L = blocks, L+1 = head
+  int64_t unit_end = 0;
+  double predicted_decode_ms = 0;  // 0 when the plan did not say
+  double predicted_prefill_ms = 0;
+  double predicted_link_ms = 0;
+};
+
+struct PlanSpec {
+  std::vector<StageSpec> stages;
+  double predicted_latency_ms = 0;  // per-token decode latency
+  double predicted_throughput_tok_per_s = 0;
+  int64_t predicted_sequences = 0;
+  std::string model_source;  // the model the plan was made for, if known
+};
+
+// Reads a "strata.plan/1" document (docs/COST_MODEL.md): its chosen plan. kNotFound/kIo for
+// the file, kCorrupt naming what is missing or malformed.
+Result<PlanSpec> load_plan(const std::string& path);
+// A plan of one stage per device over contiguous unit ranges of a model with n_layers blocks,
+// splitting the blocks as evenly as possible (tests, `strata run` without --plan).
+PlanSpec even_plan(const std::vector<std::string>& devices, int64_t n_layers);
+
+struct RunOptions {
+  std::string model_path;  // the whole GGUF; slices are cut from it
+  PlanSpec plan;
+  std::map<std::string, std::string> agents;  // device name -> control endpoint
+  std::vector<std::vector<int32_t>> prompts;  // one per sequence
+  int64_t n_gen = 16;                         // new tokens per sequence
+  model::SamplerOptions sampler;              // sequence s samples with seed + s
+  int threads_per_agent = 0;                  // 0: each agent's own --threads
+  int64_t step_token_budget = 128;            // tokens per step at most (prompt chunking)
+  int n_groups = 0;                           // 0: one per stage (at most one per sequence)
+  int64_t ctx = 0;                            // 0: longest prompt + n_gen
+  std::string result_bind = "tcp://127.0.0.1:*";
+  std::string slice_dir = "strata-slices";  // where the coordinator keeps the slices it cuts
+  bool want_logits = false;                 // return the logits of every sampled position
+  double agent_timeout_ms = 15000;          // handshake, step and heartbeat deadlines
+  uint64_t ship_chunk_bytes = 4u << 20;
+  // Called as tokens arrive (may be empty): sequence, its token index, the token.
+  std::function<void(int32_t seq, int64_t index, int32_t token)> on_token;
+  // Progress lines (may be empty): handshake, shipping, ready.
+  std::function<void(const std::string&)> on_progress;
+};
+
+struct StageReport {
+  std::string device;
+  std::string endpoint;
+  int64_t unit_begin = 0, unit_end = 0;
+  int64_t steps = 0;
+  double compute_ms = 0, wait_ms = 0, link_ms = 0;  // summed over steps
+  uint64_t bytes_in = 0, bytes_out = 0;
+  double decode_compute_ms_median = 0;  // per decode-only step
+  double predicted_decode_ms = 0;
+  uint64_t shipped_bytes = 0;  // slice bytes sent to this agent (0 when cached)
+  double load_ms = 0;
+};
+
+struct RunReport {
+  std::vector<std::vector<int32_t>> tokens;      // per sequence
+  std::vector<std::vector<float>> first_logits;  // per sequence, after the prompt (want_logits)
+  std::vector<std::vector<float>> last_logits;   // per sequence, at its last token (want_logits)
+  std::vector<StageReport> stages;
+  int n_groups = 0;
+  double setup_s = 0;     // hello, slices, ready
+  double generate_s = 0;  // first step sent to last token received
+  double time_to_first_token_ms = 0;
+  double decode_latency_ms = 0;     // median round trip of a step holding only decode tokens
+  double throughput_tok_per_s = 0;  // tokens from decode steps / time from first decode step
+  int64_t total_tokens = 0;
+  PlanSpec plan;
+};
+
+// Runs the plan. Errors name the agent and the problem: kUnavailable / kDeadlineExceeded for
+// an agent that does not answer within agent_timeout_ms (never a hang), the agent's own
+// refusal (a stage that does not fit, a slice that arrives corrupt), a step that failed on a
+// stage, kInvalidArgument for a plan naming an agent not given.
+Result<RunReport> run_plan(const RunOptions& options);
+
+// The report as a table a person reads, and as JSON.
+std::string format_report(const RunReport& report);
+std::string report_json(const RunReport& report);
+
+}  // namespace strata::agent
