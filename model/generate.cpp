@@ -61,6 +61,7 @@ Result<GenerateResult> generate(Engine& engine, const GenerateOptions& options,
     if (on_token) on_token(tok);
   }
   out.decode_s = now_s() - t1;
+  out.last_logits = std::move(logits);
   return out;
 }
 

@@ -1,0 +1,207 @@
+// strata run == strata generate, bit for bit: agents in separate processes on loopback, 1, 2
+// and 3 stages, F32 and Q4_0, different thread counts per agent, several sequences.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "process.h"
+#include "strata/agent/coordinator.h"
+#include "strata/model/engine.h"
+#include "strata/model/model.h"
+
+namespace strata::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("strata_pipeline_" + std::to_string(::getpid()) + "_" +
+                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string synth(const fs::path& dir, model::DType type) {
+  model::SynthSpec s;
+  s.dim = 128;
+  s.n_layers = 5;
+  s.n_heads = 4;
+  s.n_kv_heads = 2;
+  s.ffn_dim = 256;
+  s.vocab = 400;
+  s.type = type;
+  s.seed = 11;
+  const std::string p =
+      (dir / ("m_" + std::string(*model::dtype_name(static_cast<uint32_t>(type))) + ".gguf"))
+          .string();
+  EXPECT_TRUE(model::synth_model(s, p, {}).ok());
+  return p;
+}
+
+model::GenerateResult reference(const std::string& path, const std::vector<int32_t>& prompt,
+                                int64_t n, const model::SamplerOptions& so) {
+  auto m = model::Model::load(path);
+  EXPECT_TRUE(m.ok());
+  model::EngineOptions eo;
+  eo.n_threads = 2;
+  eo.ctx = static_cast<int64_t>(prompt.size()) + n;
+  auto e = model::Engine::create(**m, eo);
+  EXPECT_TRUE(e.ok());
+  model::GenerateOptions go;
+  go.prompt = prompt;
+  go.n_gen = n;
+  go.sampler = so;
+  auto r = model::generate(**e, go, {});
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return std::move(r).value();
+}
+
+class Pipeline : public ::testing::TestWithParam<std::tuple<model::DType, int>> {};
+
+TEST_P(Pipeline, RunIsBitIdenticalToGenerate) {
+  const model::DType type = std::get<0>(GetParam());
+  const int n_stages = std::get<1>(GetParam());
+  TempDir dir;
+  const std::string path = synth(dir.path, type);
+  const std::vector<int32_t> prompt = model::default_prompt(19, 400);
+  const int64_t n_gen = 9;
+  const model::GenerateResult want = reference(path, prompt, n_gen, {});
+
+  std::vector<std::unique_ptr<testing::ChildProcess>> agents;
+  RunOptions o;
+  std::vector<std::string> names;
+  for (int i = 0; i < n_stages; ++i) {
+    std::string ep;
+    const std::string name = "dev" + std::to_string(i);
+    agents.push_back(testing::start_agent(
+        STRATA_BIN, name, 1 + i % 3, (dir.path / ("cache" + std::to_string(i))).string(), &ep));
+    ASSERT_NE(agents.back(), nullptr) << "agent " << name << " did not start";
+    o.agents[name] = ep;
+    names.push_back(name);
+  }
+  o.model_path = path;
+  o.plan = even_plan(names, 5);
+  o.prompts.assign(3, prompt);
+  o.n_gen = n_gen;
+  o.step_token_budget = 7;  // forces chunked prefill mixed with decodes
+  o.want_logits = true;
+  o.slice_dir = (dir.path / "slices").string();
+  o.agent_timeout_ms = 20000;
+  auto r = run_plan(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->tokens.size(), 3u);
+  for (size_t s = 0; s < 3; ++s) {
+    EXPECT_EQ(r->tokens[s], want.tokens) << "sequence " << s;
+    EXPECT_EQ(r->first_logits[s], want.prompt_logits)
+        << "sequence " << s << " logits after the prompt";
+    EXPECT_EQ(r->last_logits[s], want.last_logits) << "sequence " << s << " final logits";
+  }
+  ASSERT_EQ(r->stages.size(), static_cast<size_t>(n_stages));
+  for (const StageReport& st : r->stages) {
+    EXPECT_GT(st.steps, 0);
+    EXPECT_GT(st.shipped_bytes, 0u);  // fresh caches: every slice was shipped
+  }
+
+  // A second run finds every slice cached on the agents: nothing is shipped.
+  auto again = run_plan(o);
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  for (const StageReport& st : again->stages) EXPECT_EQ(st.shipped_bytes, 0u);
+  EXPECT_EQ(again->tokens[0], want.tokens);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TypesAndStages, Pipeline,
+    ::testing::Combine(::testing::Values(model::DType::kF32, model::DType::kQ4_0),
+                       ::testing::Values(1, 2, 3)),
+    [](const auto& p) {
+      return std::string(*model::dtype_name(static_cast<uint32_t>(std::get<0>(p.param)))) + "_" +
+             std::to_string(std::get<1>(p.param)) + "stages";
+    });
+
+TEST(PipelineSampling, SeededTemperatureSamplingMatchesGenerate) {
+  TempDir dir;
+  const std::string path = synth(dir.path, model::DType::kQ8_0);
+  const std::vector<int32_t> prompt = model::default_prompt(11, 400);
+  const model::SamplerOptions so{0.9f, 40, 0.95f, 1234};
+  const model::GenerateResult want = reference(path, prompt, 10, so);
+  std::string e0, e1;
+  auto a0 = testing::start_agent(STRATA_BIN, "x", 2, (dir.path / "c0").string(), &e0);
+  auto a1 = testing::start_agent(STRATA_BIN, "y", 1, (dir.path / "c1").string(), &e1);
+  ASSERT_TRUE(a0 && a1);
+  RunOptions o;
+  o.agents = {{"x", e0}, {"y", e1}};
+  o.model_path = path;
+  o.plan = even_plan({"x", "y"}, 5);
+  o.prompts = {prompt};
+  o.n_gen = 10;
+  o.sampler = so;
+  o.slice_dir = (dir.path / "slices").string();
+  auto r = run_plan(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->tokens[0], want.tokens);  // sequence 0 samples with seed + 0, as generate does
+}
+
+TEST(PipelineErrors, UnreachableAgentFailsWithinTheDeadline) {
+  TempDir dir;
+  const std::string path = synth(dir.path, model::DType::kQ4_0);
+  RunOptions o;
+  o.agents = {{"ghost", "tcp://127.0.0.1:1"}};  // nothing listens on port 1
+  o.model_path = path;
+  o.plan = even_plan({"ghost"}, 5);
+  o.prompts = {{1, 2, 3}};
+  o.agent_timeout_ms = 800;
+  o.slice_dir = (dir.path / "slices").string();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run_plan(o);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().code() == StatusCode::kUnavailable ||
+              r.status().code() == StatusCode::kDeadlineExceeded)
+      << r.status().to_string();
+  EXPECT_NE(r.status().message().find("ghost"), std::string::npos) << r.status().message();
+  EXPECT_LT(s, 30.0);  // a generous bound: the point is that it returns
+}
+
+TEST(PipelineErrors, PlanNamingAMissingAgentIsRefused) {
+  TempDir dir;
+  const std::string path = synth(dir.path, model::DType::kQ4_0);
+  RunOptions o;
+  o.model_path = path;
+  o.plan = even_plan({"a", "b"}, 5);
+  o.agents = {{"a", "tcp://127.0.0.1:1"}};
+  o.prompts = {{1, 2}};
+  auto r = run_plan(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'b'"), std::string::npos) << r.status().message();
+}
+
+TEST(PipelineErrors, StageTooBigForTheAgentsBudgetIsRefusedWithTheShortfall) {
+  TempDir dir;
+  const std::string path = synth(dir.path, model::DType::kF32);
+  std::string ep;
+  auto a = testing::start_agent(STRATA_BIN, "tiny", 1, (dir.path / "c").string(), &ep,
+                                {"--mem-budget", "64K"});
+  ASSERT_TRUE(a);
+  RunOptions o;
+  o.model_path = path;
+  o.plan = even_plan({"tiny"}, 5);
+  o.agents = {{"tiny", ep}};
+  o.prompts = {{1, 2}};
+  o.slice_dir = (dir.path / "slices").string();
+  auto r = run_plan(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(r.status().message().find("short by"), std::string::npos) << r.status().message();
+}
+
+}  // namespace
+}  // namespace strata::agent
