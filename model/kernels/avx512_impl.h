@@ -36,6 +36,10 @@ namespace {
 constexpr bool kVnni = STRATA_AVX512_VNNI != 0;
 constexpr int kMaxR = 4;  // rows per tile
 constexpr int kMaxT = 4;  // tokens per tile
+// Software prefetch of the weights this many row tiles ahead: the hardware prefetchers lose
+// track of 4 interleaved row streams that are each only a few KiB long (a 2048-column Q4_0
+// row is 18 cache lines); prefetching doubled single-thread GEMV throughput on Zen 5.
+constexpr int kPrefetchTiles = 2;
 
 // One token's activations for one pair of Q8_0 blocks, as the dot kernels want them.
 struct alignas(64) ActPair {
@@ -54,6 +58,13 @@ float hsum(__m512 v) {
   b = _mm_add_ps(b, _mm_movehl_ps(b, b));
   b = _mm_add_ss(b, _mm_movehdup_ps(b));
   return _mm_cvtss_f32(b);
+}
+
+// Prefetches [p, p + n_bytes) into L1, one line at a time (n_bytes <= 128). Prefetches
+// never fault, so running past the matrix end is harmless.
+inline void prefetch_ahead(const uint8_t* p, int64_t n_bytes) {
+  _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+  if (n_bytes > 64) _mm_prefetch(reinterpret_cast<const char*>(p + 64), _MM_HINT_T0);
 }
 
 // ---- activation conversion ------------------------------------------------------------
@@ -166,14 +177,19 @@ __m512 load_w(const uint8_t* row, int64_t c, __mmask16 m) {
 }
 
 template <DType W, int R, int T>
-void float_tile(const uint8_t* w0, int64_t w_stride, const uint8_t* a0, int64_t a_stride, int64_t k,
-                float* y, int64_t ldy) {
+void float_tile(const uint8_t* w0, int64_t w_stride, const uint8_t* /*w_end*/, const uint8_t* a0,
+                int64_t a_stride, int64_t k, float* y, int64_t ldy) {
+  constexpr int64_t kElemBytes = W == DType::kF32 ? 4 : 2;
   __m512 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   const auto step = [&](int64_t c, __mmask16 m) {
     __m512 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = load_w<W>(w0 + r * w_stride, c, m);
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wr = w0 + r * w_stride;
+      prefetch_ahead(wr + kPrefetchTiles * R * w_stride + c * kElemBytes, 16 * kElemBytes);
+      wv[r] = load_w<W>(wr, c, m);
+    }
     for (int t = 0; t < T; ++t) {
       const __m512 xv =
           _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(a0 + t * a_stride) + c);
@@ -216,13 +232,17 @@ __m512 scale_pair(__m512i words, const int16_t* idx) {
 }
 
 // Blocks 2p and 2p+1 of a row starting at p (half: only block 2p exists). Loads never touch
-// bytes past the pair, so the last row of an mmap ending at a page boundary is safe.
+// bytes at or past `end` (the matrix end), so a matrix ending at an mmap's last page is safe;
+// inside the matrix a Q4_0 pair is read with a plain 64-byte load, as masked loads are several
+// times slower on Zen 5.
 template <DType W>
-WeightPair load_pair(const uint8_t* p, bool half) {
+WeightPair load_pair(const uint8_t* p, const uint8_t* end, bool half) {
   WeightPair wp;
   if constexpr (W == DType::kQ4_0) {
     // Pair bytes: d0 (word 0), qs0 (words 1..8), d1 (word 9), qs1 (words 10..17).
-    const __m512i z = _mm512_maskz_loadu_epi8(half ? 0x3ffffull : 0xfffffffffull, p);
+    const __m512i z = !half && end - p >= 64
+                          ? _mm512_loadu_si512(p)
+                          : _mm512_maskz_loadu_epi8(half ? 0x3ffffull : 0xfffffffffull, p);
     const __m512i q =
         _mm512_srlv_epi16(_mm512_permutexvar_epi16(load_words(kQ4Words), z), load_words(kQ4Shift));
     wp.u = _mm512_and_si512(q, _mm512_set1_epi8(0x0f));
@@ -231,6 +251,7 @@ WeightPair load_pair(const uint8_t* p, bool half) {
   } else {
     // Pair bytes: d0 (word 0 of z0), qs0 (words 1..16), d1 (word 17), qs1 (words 16..31 of z1,
     // which starts 4 bytes later so the 68-byte pair is read without overrun).
+    (void)end;  // a whole 68-byte pair is read as bytes 0..63 and 4..67: never past it
     const __m512i z0 = half ? _mm512_maskz_loadu_epi8(0x3ffffffffull, p) : _mm512_loadu_si512(p);
     const __m512i z1 = half ? _mm512_setzero_si512() : _mm512_loadu_si512(p + 4);
     const __m512i q = _mm512_permutex2var_epi16(z0, load_words(kQ8Words), z1);
@@ -262,8 +283,8 @@ __m512i dot_pair(const WeightPair& wp, __m512i xv, const ActPair& a) {
 }
 
 template <DType W, int R, int T>
-void quant_tile(const uint8_t* w0, int64_t w_stride, const uint8_t* a0, int64_t a_stride, int64_t k,
-                float* y, int64_t ldy) {
+void quant_tile(const uint8_t* w0, int64_t w_stride, const uint8_t* w_end, const uint8_t* a0,
+                int64_t a_stride, int64_t k, float* y, int64_t ldy) {
   constexpr int64_t kPairBytes = W == DType::kQ4_0 ? 36 : 68;
   const int64_t nb = k / kQK;
   __m512 acc[R][T];
@@ -271,7 +292,11 @@ void quant_tile(const uint8_t* w0, int64_t w_stride, const uint8_t* a0, int64_t 
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   const auto step = [&](int64_t p, bool half) {
     WeightPair wp[R];
-    for (int r = 0; r < R; ++r) wp[r] = load_pair<W>(w0 + r * w_stride + p * kPairBytes, half);
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wr = w0 + r * w_stride + p * kPairBytes;
+      prefetch_ahead(wr + kPrefetchTiles * R * w_stride, kPairBytes);
+      wp[r] = load_pair<W>(wr, w_end, half);
+    }
     for (int t = 0; t < T; ++t) {
       const ActPair& a = reinterpret_cast<const ActPair*>(a0 + t * a_stride)[p];
       const __m512i xv = _mm512_load_si512(a.x);
@@ -291,7 +316,8 @@ void quant_tile(const uint8_t* w0, int64_t w_stride, const uint8_t* a0, int64_t 
 
 // ---- tiling -----------------------------------------------------------------------------
 
-using TileFn = void (*)(const uint8_t*, int64_t, const uint8_t*, int64_t, int64_t, float*, int64_t);
+using TileFn = void (*)(const uint8_t*, int64_t, const uint8_t*, const uint8_t*, int64_t, int64_t,
+                        float*, int64_t);
 
 template <DType W, int R, int T>
 constexpr TileFn tile_fn() {
@@ -328,13 +354,14 @@ void rows_typed(const WeightView& w, const uint8_t* act, int64_t act_stride, int
   const int64_t rows_per_block =
       n_tokens <= kMaxT ? r1 - r0 : (kBlockBytes / rb > kMaxR ? kBlockBytes / rb : kMaxR);
   const auto* base = static_cast<const uint8_t*>(w.data);
+  const uint8_t* end = base + w.rows * rb;
   for (int64_t b0 = r0; b0 < r1; b0 += rows_per_block) {
     const int64_t b1 = b0 + rows_per_block < r1 ? b0 + rows_per_block : r1;
     for (int64_t t = 0; t < n_tokens; t += kMaxT) {
       const int64_t nt = n_tokens - t < kMaxT ? n_tokens - t : kMaxT;
       for (int64_t r = b0; r < b1; r += kMaxR) {
         const int64_t nr = b1 - r < kMaxR ? b1 - r : kMaxR;
-        kTiles.fn[nr - 1][nt - 1](base + r * rb, rb, act + t * act_stride, act_stride, w.cols,
+        kTiles.fn[nr - 1][nt - 1](base + r * rb, rb, end, act + t * act_stride, act_stride, w.cols,
                                   y + t * ldy + r, ldy);
       }
     }
