@@ -187,6 +187,48 @@ struct Shape {
 constexpr Shape kShapes[] = {{2048, 2048}, {512, 2048}, {8192, 2048}, {2048, 8192}, {32000, 2048}};
 constexpr DType kTypes[] = {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kBF16, DType::kF32};
 
+// Every matmul of one decode step of the 1.1B Llama shape (16 layers of q, k, v, o, gate, up,
+// down, then the output head), one token, back to back on distinct weights (~0.6 GB in Q4_0):
+// the weight streaming and dispatch cost of decode without attention and norms. tok/s is the
+// decode rate these matmuls alone would allow; GB/s is weight bytes per second.
+void bm_decode_matmuls(benchmark::State& state, DType type, int threads) {
+  constexpr int kLayers = 16;
+  const Shape layer[] = {{2048, 2048}, {512, 2048},  {512, 2048}, {2048, 2048},
+                         {8192, 2048}, {8192, 2048}, {2048, 8192}};
+  static std::map<uint32_t, std::vector<uint8_t>> all_bytes;  // one model per type, kept
+  std::vector<WeightView> views;
+  int64_t total = 0;
+  for (int l = 0; l < kLayers; ++l)
+    for (const Shape& s : layer) total += s.rows * row_bytes(type, s.cols);
+  total += 32000 * row_bytes(type, 2048);
+  std::vector<uint8_t>& bytes = all_bytes[static_cast<uint32_t>(type)];
+  if (bytes.empty()) {
+    bytes.resize(static_cast<size_t>(total));
+    fill_random(type, bytes.data(), total, 99);
+  }
+  int64_t at = 0;
+  const auto add = [&](int64_t rows, int64_t cols) {
+    views.push_back({type, rows, cols, bytes.data() + at});
+    at += rows * row_bytes(type, cols);
+  };
+  for (int l = 0; l < kLayers; ++l)
+    for (const Shape& s : layer) add(s.rows, s.cols);
+  add(32000, 2048);
+  std::vector<float> x(8192, 0.01f);
+  std::vector<float> y(32000);
+  ThreadPool pool(threads);
+  MatmulScratch scratch;
+  for (auto _ : state) {
+    for (const WeightView& w : views) {
+      matmul(w, x.data(), 1, y.data(), w.rows, pool, scratch);
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["tok/s"] = benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(total) / 1e9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+
 std::vector<const kernels::IsaOps*> isa_variants() {
   std::vector<const kernels::IsaOps*> out = {kernels::scalar_ops()};
   for (Isa isa : available_isas()) {
@@ -217,6 +259,16 @@ void register_all() {
     benchmark::RegisterBenchmark(("dispatch/threads:" + std::to_string(threads)).c_str(),
                                  bm_dispatch, threads)
         ->UseRealTime();
+  }
+  for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
+    for (int threads : {1, 2}) {
+      const std::string name = "decode_matmuls/" +
+                               std::string(*dtype_name(static_cast<uint32_t>(type))) +
+                               "/threads:" + std::to_string(threads);
+      benchmark::RegisterBenchmark(name.c_str(), bm_decode_matmuls, type, threads)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
   }
   for (DType type : kTypes) {
     for (const Shape& shape : kShapes) {

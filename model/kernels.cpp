@@ -164,18 +164,6 @@ void matmul_with(const IsaOps& ops, const WeightView& w, const float* x, int64_t
     ops.rows(w, act, act_stride, n_tokens, y, ldy, 0, w.rows);
     return;
   }
-  static const bool dyn = std::getenv("STRATA_SPLIT") == nullptr ||
-                          std::string_view(std::getenv("STRATA_SPLIT")) != "static";
-  if (!dyn) {
-    const int64_t per_thread = (w.rows + n_threads - 1) / n_threads;
-    const int64_t chunk = (per_thread + kRowAlign - 1) / kRowAlign * kRowAlign;
-    pool->run([&](int i) {
-      const int64_t r0 = std::min(w.rows, chunk * i);
-      const int64_t r1 = std::min(w.rows, r0 + chunk);
-      if (r0 < r1) ops.rows(w, act, act_stride, n_tokens, y, ldy, r0, r1);
-    });
-    return;
-  }
   // Fixed-size row chunks claimed from a counter: which thread computes a chunk never changes
   // what is computed for a row, so the bits are the same for any thread count, and a thread
   // slowed down by another process on its core simply claims fewer chunks.
