@@ -2,6 +2,7 @@
 // the split of output rows over the pool. Built without any -m flag: it only reads CPU feature
 // bits and calls through the IsaOps tables, so it runs on every CPU the build targets.
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -19,6 +20,9 @@ constexpr int64_t kMinParallelConvertElems = int64_t{1} << 14;
 // Row chunks handed to threads are multiples of this: every SIMD row tile (<= 4 rows) stays
 // within one thread, and neighbouring threads' y stores do not share a cache line.
 constexpr int64_t kRowAlign = 16;
+// Weight bytes (times tokens, up to 8) per claimed chunk: big enough that claiming (one
+// contended atomic, ~0.1 us) costs under 1%, small enough to balance two threads.
+constexpr int64_t kChunkBytes = 256 * 1024;
 
 bool cpu_runs(Isa isa) {
   switch (isa) {
@@ -160,14 +164,20 @@ void matmul_with(const IsaOps& ops, const WeightView& w, const float* x, int64_t
     ops.rows(w, act, act_stride, n_tokens, y, ldy, 0, w.rows);
     return;
   }
-  // Static contiguous chunks: which rows a thread gets never changes what is computed for a
-  // row, so the result is the same for any thread count.
-  const int64_t per_thread = (w.rows + n_threads - 1) / n_threads;
-  const int64_t chunk = (per_thread + kRowAlign - 1) / kRowAlign * kRowAlign;
-  pool->run([&](int i) {
-    const int64_t r0 = std::min(w.rows, chunk * i);
-    const int64_t r1 = std::min(w.rows, r0 + chunk);
-    if (r0 < r1) ops.rows(w, act, act_stride, n_tokens, y, ldy, r0, r1);
+  // Fixed-size row chunks claimed from a counter: which thread computes a chunk never changes
+  // what is computed for a row, so the bits are the same for any thread count, and a thread
+  // slowed down by another process on its core simply claims fewer chunks.
+  const int64_t work_per_row = row_bytes(w.type, w.cols) * std::min<int64_t>(n_tokens, 8);
+  int64_t chunk = std::max<int64_t>(1, kChunkBytes / work_per_row);
+  chunk = std::min(chunk, (w.rows + 4 * n_threads - 1) / (4 * n_threads));
+  chunk = std::max(kRowAlign, (chunk + kRowAlign - 1) / kRowAlign * kRowAlign);
+  const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  pool->run([&](int) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed)) {
+      ops.rows(w, act, act_stride, n_tokens, y, ldy, c * chunk, std::min(w.rows, (c + 1) * chunk));
+    }
   });
 }
 

@@ -52,8 +52,10 @@ void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t n) {
     for (int j = 0; j < kQK / 2; ++j) {
       const float x0 = xb[j] * id;
       const float x1 = xb[kQK / 2 + j] * id;
-      const uint8_t q0 = std::min<uint8_t>(15, static_cast<uint8_t>(static_cast<int8_t>(x0 + 8.5f)));
-      const uint8_t q1 = std::min<uint8_t>(15, static_cast<uint8_t>(static_cast<int8_t>(x1 + 8.5f)));
+      const uint8_t q0 =
+          std::min<uint8_t>(15, static_cast<uint8_t>(static_cast<int8_t>(x0 + 8.5f)));
+      const uint8_t q1 =
+          std::min<uint8_t>(15, static_cast<uint8_t>(static_cast<int8_t>(x1 + 8.5f)));
       y[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
     }
   }
@@ -83,9 +85,7 @@ std::optional<DType> parse_dtype(std::string_view name) {
   return std::nullopt;
 }
 
-int64_t dtype_block_elems(DType t) {
-  return (t == DType::kQ4_0 || t == DType::kQ8_0) ? kQK : 1;
-}
+int64_t dtype_block_elems(DType t) { return (t == DType::kQ4_0 || t == DType::kQ8_0) ? kQK : 1; }
 
 int64_t dtype_block_bytes(DType t) {
   switch (t) {
@@ -153,9 +153,7 @@ float bf16_to_fp32(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 1
 void quantize_row(DType t, const float* src, void* dst, int64_t n) {
   STRATA_CHECK(n % dtype_block_elems(t) == 0);
   switch (t) {
-    case DType::kF32:
-      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-      return;
+    case DType::kF32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); return;
     case DType::kF16: {
       auto* d = static_cast<uint16_t*>(dst);
       for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_fp16(src[i]);
@@ -175,9 +173,7 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
 void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
   STRATA_CHECK(n % dtype_block_elems(t) == 0);
   switch (t) {
-    case DType::kF32:
-      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-      return;
+    case DType::kF32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); return;
     case DType::kF16: {
       const auto* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(s[i]);

@@ -22,6 +22,18 @@ namespace {
 
 constexpr int kMaxR = 4;
 constexpr int kMaxT = 3;
+// Software prefetch of the weights this many row tiles ahead: hardware prefetchers lose track
+// of several interleaved row streams that are each only a few KiB long.
+constexpr int kPrefetchTiles = 2;
+
+// Prefetches [p, p + n_bytes) into L1, one line at a time (n_bytes <= 128). Prefetches never
+// fault, so running past the matrix end is harmless.
+// __builtin_prefetch, not _mm_prefetch, and always_inline: GCC 12 silently drops
+// _mm_prefetch calls reached through the always_inline step functions.
+__attribute__((always_inline)) inline void prefetch_ahead(const uint8_t* p, int64_t n_bytes) {
+  __builtin_prefetch(p, 0, 3);
+  if (n_bytes > 64) __builtin_prefetch(p + 64, 0, 3);
+}
 
 // One token's activations for one Q8_0 block. The block scales follow all blocks.
 struct alignas(32) ActBlock {
@@ -33,7 +45,8 @@ int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
 bool is_q8_dot(DType t) { return t == DType::kQ4_0 || t == DType::kQ8_0; }
 
 float hsum(__m256 v) {
-  __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  // extractf128(v, 0) rather than a cast, which makes GCC 12 keep tile accumulators in memory.
+  __m128 a = _mm_add_ps(_mm256_extractf128_ps(v, 0), _mm256_extractf128_ps(v, 1));
   a = _mm_add_ps(a, _mm_movehl_ps(a, a));
   a = _mm_add_ss(a, _mm_movehdup_ps(a));
   return _mm_cvtss_f32(a);
@@ -136,24 +149,38 @@ __m256 load_w(const uint8_t* row, int64_t c, int64_t n) {
   }
 }
 
+// One 8-column chunk (n < 8 columns for the tail) for every (row, token) of the tile.
+template <DType W, int R, int T, bool kTail>
+__attribute__((always_inline)) inline void float_step(__m256 (&acc)[R][T], const uint8_t* w0,
+                                                      int64_t w_stride, const uint8_t* a0,
+                                                      int64_t a_stride, int64_t c, int64_t n) {
+  constexpr int64_t kElemBytes = W == DType::kF32 ? 4 : 2;
+  __m256 wv[R];
+  for (int r = 0; r < R; ++r) {
+    const uint8_t* wr = w0 + r * w_stride;
+    if (c * kElemBytes % 64 == 0) {
+      prefetch_ahead(wr + kPrefetchTiles * R * w_stride + c * kElemBytes, 64);
+    }
+    wv[r] = load_w<W>(wr, c, kTail ? n : 8);
+  }
+  for (int t = 0; t < T; ++t) {
+    const auto* xp = reinterpret_cast<const float*>(a0 + t * a_stride) + c;
+    const __m256 xv = kTail ? _mm256_maskload_ps(xp, tail_mask(n)) : _mm256_loadu_ps(xp);
+    for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+  }
+}
+
 template <DType W, int R, int T>
 void float_tile(const uint8_t* w0, int64_t w_stride, const uint8_t* a0, int64_t a_stride, int64_t k,
                 float* y, int64_t ldy) {
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  const auto step = [&](int64_t c, int64_t n) {
-    __m256 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = load_w<W>(w0 + r * w_stride, c, n);
-    for (int t = 0; t < T; ++t) {
-      const auto* xp = reinterpret_cast<const float*>(a0 + t * a_stride) + c;
-      const __m256 xv = n == 8 ? _mm256_loadu_ps(xp) : _mm256_maskload_ps(xp, tail_mask(n));
-      for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
-    }
-  };
+  // A branch-free main loop and the tail after it: with a branch inside, GCC stores every
+  // accumulator to memory on each iteration.
   int64_t c = 0;
-  for (; c + 8 <= k; c += 8) step(c, 8);
-  if (c < k) step(c, k - c);
+  for (; c + 8 <= k; c += 8) float_step<W, R, T, false>(acc, w0, w_stride, a0, a_stride, c, 8);
+  if (c < k) float_step<W, R, T, true>(acc, w0, w_stride, a0, a_stride, c, k - c);
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]);
 }
@@ -211,7 +238,11 @@ void quant_tile(const uint8_t* w0, int64_t w_stride, const uint8_t* a0, int64_t 
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     WeightBlock wb[R];
-    for (int r = 0; r < R; ++r) wb[r] = load_block<W>(w0 + r * w_stride + b * kBlockBytes);
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wr = w0 + r * w_stride + b * kBlockBytes;
+      prefetch_ahead(wr + kPrefetchTiles * R * w_stride, kBlockBytes);
+      wb[r] = load_block<W>(wr);
+    }
     for (int t = 0; t < T; ++t) {
       const uint8_t* at = a0 + t * a_stride;
       const ActBlock& a = reinterpret_cast<const ActBlock*>(at)[b];

@@ -2,6 +2,8 @@
 // shapes, the activation conversions bit for bit, the determinism contract (bits independent
 // of thread count and of the batch a token is computed in), get_row, and ISA selection.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -281,6 +283,48 @@ TEST(Kernels, TokenBitsDoNotDependOnTheBatch) {
                                             << " batch of " << size << " at " << start;
           }
         }
+      }
+    }
+  }
+}
+
+// The weights usually live in an mmap: a kernel that reads even one byte past the matrix
+// faults when the matrix ends at the mapping's last page. Put each matrix right before a
+// PROT_NONE page and run every variant on it.
+TEST(Kernels, NeverReadsPastTheMatrixEnd) {
+  std::vector<const IsaOps*> variants = simd_variants();
+  variants.push_back(kernels::scalar_ops());
+  const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  for (DType type : kAllTypes) {
+    for (int64_t k : {32, 96, 1056}) {
+      for (int64_t rows : {1, 5, 8}) {
+        const Matrix m = make_matrix(type, rows, k, 15);
+        const size_t bytes = m.bytes.size();
+        const size_t span = (bytes + page - 1) / page * page;
+        void* map =
+            mmap(nullptr, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ASSERT_NE(map, MAP_FAILED);
+        auto* base = static_cast<uint8_t*>(map);
+        ASSERT_EQ(mprotect(base + span, page, PROT_NONE), 0);
+        uint8_t* data = base + span - bytes;
+        std::memcpy(data, m.bytes.data(), bytes);
+        const WeightView w{type, rows, k, data};
+        const std::vector<float> x = random_floats(5 * k, 16);
+        std::vector<float> want;
+        run_ops(*kernels::scalar_ops(), m.view, x, 5, want);
+        const std::vector<double> abs_sum = abs_dot(m.view, x, 5);
+        for (const IsaOps* ops : variants) {
+          for (int64_t n : {1, 5}) {
+            std::vector<float> y;
+            run_ops(*ops, w, x, n, y);  // a fault here kills the test
+            for (int64_t i = 0; i < n * rows; ++i) {
+              const auto u = static_cast<size_t>(i);
+              ASSERT_NEAR(y[u], want[u], tolerance(k, abs_sum[u]))
+                  << ops->variant << " " << type_name(type) << " k=" << k << " rows=" << rows;
+            }
+          }
+        }
+        munmap(map, span + page);
       }
     }
   }

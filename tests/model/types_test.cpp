@@ -17,12 +17,12 @@ TEST(Fp16, KnownAnswers) {
   EXPECT_EQ(fp32_to_fp16(-2.0f), 0xc000);
   EXPECT_EQ(fp32_to_fp16(0.1f), 0x2e66);
   EXPECT_EQ(fp32_to_fp16(65504.0f), 0x7bff);
-  EXPECT_EQ(fp32_to_fp16(65519.0f), 0x7bff);   // below the halfway point to 65536
-  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00);   // halfway: ties to even = infinity
+  EXPECT_EQ(fp32_to_fp16(65519.0f), 0x7bff);  // below the halfway point to 65536
+  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00);  // halfway: ties to even = infinity
   EXPECT_EQ(fp32_to_fp16(std::numeric_limits<float>::infinity()), 0x7c00);
-  EXPECT_EQ(fp32_to_fp16(5.9604645e-8f), 0x0001);  // smallest subnormal
-  EXPECT_EQ(fp32_to_fp16(2.0e-8f), 0x0000);        // under half of it
-  EXPECT_EQ(fp32_to_fp16(6.1035156e-5f), 0x0400);  // smallest normal
+  EXPECT_EQ(fp32_to_fp16(5.9604645e-8f), 0x0001);       // smallest subnormal
+  EXPECT_EQ(fp32_to_fp16(2.0e-8f), 0x0000);             // under half of it
+  EXPECT_EQ(fp32_to_fp16(6.1035156e-5f), 0x0400);       // smallest normal
   EXPECT_EQ(fp32_to_fp16(1.0f + 1.0f / 2048), 0x3c00);  // halfway, even stays
   EXPECT_EQ(fp32_to_fp16(1.0f + 3.0f / 2048), 0x3c02);  // halfway, odd rounds up
   EXPECT_EQ(fp32_to_fp16(-0.0f), 0x8000);
