@@ -18,5 +18,7 @@ using Action = std::function<Status()>;
 // `strata model synth|info` (tools/cmd_model.cpp).
 void add_model_command(CLI::App& root, Action& action);
 void add_generate_command(CLI::App& root, Action& action);  // generate
+// `strata profile` (tools/cmd_profile.cpp).
+void add_profile_command(CLI::App& root, Action& action);
 
 }  // namespace strata::tools

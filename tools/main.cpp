@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   strata::tools::Action action;
   strata::tools::add_model_command(app, action);
   strata::tools::add_generate_command(app, action);
+  strata::tools::add_profile_command(app, action);
 
   try {
     app.parse(argc, argv);
