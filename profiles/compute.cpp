@@ -66,11 +66,11 @@ std::string MatmulLoad::describe() const {
 
 namespace {
 
-// Times `load` after a warm-up: each repetition batches enough calls to last rep_seconds.
+// Times `load` after a warm-up call, whose duration also sets how many calls one repetition
+// batches (enough to last rep_seconds; the warm-up's page faults only make it fewer).
 Figure time_load(MatmulLoad& load, int reps, double rep_seconds) {
-  load.run_once();  // warm-up: page faults, pool wake-up, caches
   double t0 = now_s();
-  double gflop_per_call = load.run_once();
+  const double gflop_per_call = load.run_once();
   const double one = std::max(now_s() - t0, 1e-6);
   const int calls = std::max(1, static_cast<int>(rep_seconds / one));
   std::vector<double> samples;
@@ -96,29 +96,21 @@ void probe_compute(const ComputeOptions& opt, Compute& out, const Progress& prog
       const auto [rows, cols] = shapes[si];
       for (const model::DType t : opt.dtypes) {
         const std::string dtype(*model::dtype_name(static_cast<uint32_t>(t)));
-        for (const int threads : {1, opt.threads_all}) {
-          if (threads == opt.threads_all && threads == 1 && !out.runs.empty() &&
-              out.runs.back().threads == 1 && out.runs.back().dtype == dtype) {
-            // One thread is all threads: the same run serves both figures.
-          } else {
-            if (progress) {
-              progress(std::string(gemm ? "compute gemm " : "compute gemv ") + dtype + " " +
-                       std::to_string(rows) + "x" + std::to_string(cols) + ", " +
-                       std::to_string(threads) + (threads == 1 ? " thread" : " threads"));
-            }
-            MatmulLoad load(t, rows, cols, n_tokens, threads);
-            ComputeRun run{gemm ? "gemm" : "gemv",
-                           dtype,
-                           rows,
-                           cols,
-                           n_tokens,
-                           threads,
-                           time_load(load, opt.reps, opt.rep_seconds)};
-            out.runs.push_back(run);
+        const std::vector<int> thread_counts =
+            opt.threads_all == 1 ? std::vector<int>{1} : std::vector<int>{1, opt.threads_all};
+        for (const int threads : thread_counts) {
+          if (progress) {
+            progress(std::string(gemm ? "compute gemm " : "compute gemv ") + dtype + " " +
+                     std::to_string(rows) + "x" + std::to_string(cols) + ", " +
+                     std::to_string(threads) + (threads == 1 ? " thread" : " threads"));
           }
+          MatmulLoad load(t, rows, cols, n_tokens, threads);
+          out.runs.push_back({gemm ? "gemm" : "gemv", dtype, rows, cols, n_tokens, threads,
+                              time_load(load, opt.reps, opt.rep_seconds)});
           if (si != 0) continue;
           ThreadFigures& tf = (gemm ? out.gemm_gflops : out.gemv_gflops)[dtype];
-          (threads == 1 ? tf.threads_1 : tf.threads_all) = out.runs.back().gflops;
+          if (threads == 1) tf.threads_1 = out.runs.back().gflops;
+          if (threads == opt.threads_all) tf.threads_all = out.runs.back().gflops;
         }
       }
     }

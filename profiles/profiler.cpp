@@ -9,11 +9,9 @@
 #include <filesystem>
 #include <memory>
 
+#include "strata/profiles/compute.h"
 #include "strata/profiles/power.h"
 #include "strata/profiles/roofline.h"
-#ifdef STRATA_PROFILES_HAVE_KERNELS
-#include "strata/profiles/compute.h"
-#endif
 
 namespace strata::profiles {
 namespace {
@@ -52,16 +50,6 @@ void fill_unavailable_storage(Storage& s, Reason r, const std::string& why) {
   }
 }
 
-void fill_unavailable_compute(Compute& c, int threads_all, Reason r, const std::string& why) {
-  c.threads_all = threads_all;
-  for (const char* dtype : {"f32", "f16", "bf16", "q8_0", "q4_0"}) {
-    for (auto* table : {&c.gemv_gflops, &c.gemm_gflops}) {
-      (*table)[dtype].threads_1 = unavailable_figure("GFLOP/s", r, why);
-      (*table)[dtype].threads_all = unavailable_figure("GFLOP/s", r, why);
-    }
-  }
-}
-
 Reason reason_of(const Status& s) {
   switch (s.code()) {
     case StatusCode::kPermissionDenied: return Reason::kPermissionDenied;
@@ -71,22 +59,6 @@ Reason reason_of(const Status& s) {
 }
 
 }  // namespace
-
-bool have_compute_probe() {
-#ifdef STRATA_PROFILES_HAVE_KERNELS
-  return true;
-#else
-  return false;
-#endif
-}
-
-bool have_model_prediction() {
-#ifdef STRATA_PROFILES_HAVE_MODEL
-  return true;
-#else
-  return false;
-#endif
-}
 
 Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress) {
   const double sustain_s = opt.sustain_s >= 0 ? opt.sustain_s : (opt.quick ? 3.0 : 30.0);
@@ -146,22 +118,21 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
     idle = meter.measure(opt.quick ? 1.0 : 2.0, kPowerHz);
   }
 
-#ifdef STRATA_PROFILES_HAVE_KERNELS
   {
     ComputeOptions co;
     co.threads_all = threads_all;
-    if (!opt.quick) {
+    if (opt.quick) {
+      // Half a 2048-wide layer keeps ten GEMM runs inside the quick budget on two cores.
+      co.gemm_shapes = {{1024, 2048}};
+      co.reps = 5;
+      co.rep_seconds = 0.02;
+    } else {
       co.gemv_shapes = {{2048, 2048}, {8192, 2048}};
-      co.reps = 9;
-      co.rep_seconds = 0.04;
+      co.reps = 11;
+      co.rep_seconds = 0.03;
     }
     probe_compute(co, p.compute, progress);
   }
-#else
-  fill_unavailable_compute(p.compute, threads_all, Reason::kUnsupported,
-                           "this build lacks the engine's kernels (strata::model::matmul)");
-  p.notes.push_back("compute figures unavailable: built without the engine's kernels");
-#endif
 
   BandwidthOptions bo;
   bo.threads_all = threads_all;
@@ -173,7 +144,7 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
   so.path = storage_path;
   so.chunks = storage_chunk_sizes();
   so.file_bytes = opt.quick ? (64 << 20) : (256 << 20);
-  so.seconds_per_size = opt.quick ? 0.05 : 0.25;
+  so.seconds_per_size = opt.quick ? 0.03 : 0.25;
   Result<Storage> storage = probe_storage(so, progress);
   if (storage.ok()) {
     p.storage = std::move(storage).value();
@@ -185,7 +156,6 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
 
   double load_gflop = 0;
   std::optional<PowerWindow> load;
-#ifdef STRATA_PROFILES_HAVE_KERNELS
   {
     MatmulLoad work(model::DType::kQ4_0, 2048, 2048, 32, threads_all);
     if (meter.any_readable()) meter.start(kPowerHz);
@@ -200,21 +170,13 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
     if (meter.any_readable()) load = meter.stop();
     analyze_sustained(samples, work.describe(), p.device.virtualized, p.thermal);
   }
-#else
-  analyze_sustained({}, "none: built without the engine's kernels", p.device.virtualized,
-                    p.thermal);
-#endif
   update_throttle_counters(sys, p.thermal.throttle);
   fill_power(meter, idle, load, load_gflop, p.device.virtualized, p.power);
 
   if (!opt.model_path.empty()) {
     step("prediction for " + opt.model_path);
-#ifdef STRATA_PROFILES_HAVE_MODEL
     STRATA_ASSIGN_OR_RETURN(Prediction pred, predict_for_model(p, opt.model_path));
     p.derived = std::move(pred);
-#else
-    p.notes.push_back("--model ignored: this build lacks the engine's GGUF model loader");
-#endif
   }
   return p;
 }

@@ -46,11 +46,12 @@ TEST(Profiler, QuickRunOnARecordedVm) {
   for (const char* dtype : {"f32", "f16", "bf16", "q8_0", "q4_0"}) {
     ASSERT_EQ(p.compute.gemv_gflops.count(dtype), 1u) << dtype;
     ASSERT_EQ(p.compute.gemm_gflops.count(dtype), 1u) << dtype;
-    const Figure& f = p.compute.gemv_gflops.at(dtype).threads_all;
-    if (have_compute_probe()) {
-      EXPECT_TRUE(f.available()) << dtype;
-    } else {
-      EXPECT_EQ(f.reason, Reason::kUnsupported) << dtype;
+    for (const auto* table : {&p.compute.gemv_gflops, &p.compute.gemm_gflops}) {
+      const Figure& f = table->at(dtype).threads_all;
+      ASSERT_TRUE(f.available()) << dtype;
+      EXPECT_GT(*f.value, 0) << dtype;
+      EXPECT_EQ(f.unit, "GFLOP/s");
+      EXPECT_GE(f.stats->n, 5) << dtype;
     }
   }
   const Result<Profile> back = profile_from_json(profile_to_json(p));

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "strata/model/model.h"
 #include "strata/profiles/roofline.h"
 
 namespace strata::profiles {
@@ -62,6 +65,30 @@ TEST(Predict, MissingFiguresCarryTheirReason) {
   EXPECT_TRUE(b.decode_tok_per_s.available());
   EXPECT_FALSE(b.joules_per_token.available());
   EXPECT_EQ(b.joules_per_token.reason, Reason::kPermissionDenied);
+}
+
+TEST(Predict, ForAGgufUsesTheEnginesCostTable) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("strata-predict-test-" + std::to_string(::getpid()) + ".gguf");
+  model::SynthSpec spec;  // 2 layers of dim 256, ffn 512, vocab 512
+  spec.type = model::DType::kQ4_0;
+  ASSERT_TRUE(model::synth_model(spec, path.string(), nullptr).ok());
+  const Result<Prediction> r = predict_for_model(measured_profile(), path.string());
+  std::filesystem::remove(path);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->dtype, "q4_0");
+  EXPECT_EQ(r->model, path.filename().string());
+  // Two blocks' 7 matrices plus the output head, 2 FLOPs per weight; q4_0 is 18 B per 32.
+  const double weights = 2.0 * (4 * 256.0 * 256 + 3 * 256.0 * 512) + 512.0 * 256;
+  EXPECT_GE(r->flops_per_token, 2 * weights);
+  EXPECT_LT(r->flops_per_token, 2 * weights * 1.05);
+  EXPECT_GT(r->weight_bytes_per_token, weights * 18 / 32);
+  ASSERT_TRUE(r->decode_tok_per_s.available());
+  EXPECT_EQ(r->decode_tok_per_s.provenance, Provenance::kDerived);
+}
+
+TEST(Predict, MissingGgufIsAnError) {
+  EXPECT_FALSE(predict_for_model(measured_profile(), "/no/such/model.gguf").ok());
 }
 
 }  // namespace

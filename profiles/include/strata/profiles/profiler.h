@@ -19,11 +19,6 @@ struct ProfileOptions {
   std::string generator;   // the command line, recorded in the profile
 };
 
-// True when this build measures compute with the engine's kernels and can read GGUF models
-// (they are built in the model module; see profiles/CMakeLists.txt).
-bool have_compute_probe();
-bool have_model_prediction();
-
 // Runs every probe. Figures a probe cannot obtain are unavailable with the reason; the call
 // itself fails only on bad options (kInvalidArgument: sustain_s, a missing model) or a
 // storage path that cannot be probed (the storage probe's Status). `progress` may be empty.

@@ -37,8 +37,7 @@ Prediction predict(const Profile& profile, const std::string& model_name, const 
                    double weight_bytes_per_token, double flops_per_token);
 
 // predict() for a GGUF file, its cost taken from strata::model::model_cost. Errors: the
-// model loader's (kNotFound, kCorrupt, kUnsupported naming the file). Built only when the
-// engine's model loader is part of the build (see profiles/CMakeLists.txt).
+// model loader's (kNotFound, kCorrupt, kUnsupported naming the file).
 Result<Prediction> predict_for_model(const Profile& profile, const std::string& gguf_path);
 
 }  // namespace strata::profiles
