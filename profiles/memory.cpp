@@ -280,7 +280,8 @@ void probe_memory_bandwidth(const BandwidthOptions& opt, Memory& out,
       }
       const std::string src = std::string("strata ") + k.name + " loop, " + arrays + ", " +
                               std::to_string(threads) + " thread" + (threads == 1 ? "" : "s") +
-                              ", " + std::to_string(k.bytes_per_elem / 8) + " x 8 B per element";
+                              ", counting " + std::to_string(static_cast<int>(k.bytes_per_elem)) +
+                              " B per element as STREAM does";
       Figure f = measured_figure(samples, "GB/s", src);
       (threads == 1 ? k.figures->threads_1 : k.figures->threads_all) = f;
     }

@@ -4,6 +4,7 @@
 #include <sensors/sensors.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
