@@ -238,23 +238,29 @@ bool identify_with_libcpuid(Device& d) {
     d.hypervisor = hypervisor_name(hv);
     d.virtualization_source = src + " cpuid hypervisor leaf";
   }
+  // With a null raw array cpu_identify_all gathers one itself and never frees it (libcpuid
+  // 0.6.2), so the array is ours to free.
+  cpu_raw_data_array_t raw_all{};
   system_id_t sys{};
-  if (cpu_identify_all(nullptr, &sys) == 0) {
-    if (sys.num_cpu_types > 1) {
-      d.core_types.clear();
-      for (int i = 0; i < sys.num_cpu_types; ++i) {
-        const cpu_id_t& t = sys.cpu_types[i];
-        CoreType ct;
-        ct.purpose = t.purpose == PURPOSE_PERFORMANCE  ? "performance"
-                     : t.purpose == PURPOSE_EFFICIENCY ? "efficiency"
-                                                       : "general";
-        ct.name = t.cpu_codename;
-        ct.n_logical_cpus = t.num_logical_cpus;
-        d.core_types.push_back(ct);
+  if (cpuid_get_all_raw_data(&raw_all) == 0) {
+    if (cpu_identify_all(&raw_all, &sys) == 0) {
+      if (sys.num_cpu_types > 1) {
+        d.core_types.clear();
+        for (int i = 0; i < sys.num_cpu_types; ++i) {
+          const cpu_id_t& t = sys.cpu_types[i];
+          CoreType ct;
+          ct.purpose = t.purpose == PURPOSE_PERFORMANCE  ? "performance"
+                       : t.purpose == PURPOSE_EFFICIENCY ? "efficiency"
+                                                         : "general";
+          ct.name = t.cpu_codename;
+          ct.n_logical_cpus = t.num_logical_cpus;
+          d.core_types.push_back(ct);
+        }
+        d.core_types_source = src + " cpu_identify_all";
       }
-      d.core_types_source = src + " cpu_identify_all";
+      cpuid_free_system_id(&sys);
     }
-    cpuid_free_system_id(&sys);
+    cpuid_free_raw_data_array(&raw_all);
   }
   return true;
 }
