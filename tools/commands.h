@@ -20,5 +20,7 @@ void add_model_command(CLI::App& root, Action& action);
 void add_generate_command(CLI::App& root, Action& action);  // generate
 void add_agent_command(CLI::App& root, Action& action);     // agent
 void add_run_command(CLI::App& root, Action& action);       // run
+// `strata profile` (tools/cmd_profile.cpp).
+void add_profile_command(CLI::App& root, Action& action);
 
 }  // namespace strata::tools

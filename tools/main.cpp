@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   strata::tools::add_generate_command(app, action);
   strata::tools::add_agent_command(app, action);
   strata::tools::add_run_command(app, action);
+  strata::tools::add_profile_command(app, action);
 
   try {
     app.parse(argc, argv);

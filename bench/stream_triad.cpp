@@ -1,0 +1,63 @@
+// A plain STREAM-style triad (a[i] = b[i] + s * c[i]), independent of strata's code, to check
+// the profiler's memory bandwidth figures against. Counts 24 bytes per element as STREAM does.
+//
+//   g++ -std=c++20 -O2 -pthread bench/stream_triad.cpp -o stream_triad
+//   ./stream_triad [MiB per array = 128] [threads = all] [iterations = 20]
+//
+// Prints the best (STREAM's convention) and the median rate over the iterations.
+#include <algorithm>
+#include <barrier>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+int main(int argc, char** argv) {
+  const size_t mib = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 128;
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads = argc > 2 ? static_cast<unsigned>(std::atoi(argv[2])) : hw;
+  const int iterations = argc > 3 ? std::atoi(argv[3]) : 20;
+  const size_t n = mib * 1024 * 1024 / sizeof(double);
+  double* a = new double[n];
+  double* b = new double[n];
+  double* c = new double[n];
+  const double scalar = 3.0;
+
+  std::vector<double> seconds(static_cast<size_t>(iterations));
+  std::barrier sync(static_cast<std::ptrdiff_t>(threads));
+  auto worker = [&](unsigned t) {
+    const size_t lo = n * t / threads;
+    const size_t hi = n * (t + 1) / threads;
+    for (size_t i = lo; i < hi; ++i) {
+      a[i] = 1.0;
+      b[i] = 2.0;
+      c[i] = 0.0;
+    }
+    for (int it = -1; it < iterations; ++it) {  // iteration -1 warms up
+      sync.arrive_and_wait();
+      const auto t0 = std::chrono::steady_clock::now();
+      for (size_t i = lo; i < hi; ++i) a[i] = b[i] + scalar * c[i];
+      sync.arrive_and_wait();
+      if (t == 0 && it >= 0) {
+        seconds[static_cast<size_t>(it)] =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker, t);
+  worker(0);
+  for (auto& th : pool) th.join();
+
+  std::sort(seconds.begin(), seconds.end());
+  const double bytes = 24.0 * static_cast<double>(n);
+  std::printf("triad  %zu MiB arrays  %u threads  %d iterations\n", mib, threads, iterations);
+  std::printf("best   %.2f GB/s\nmedian %.2f GB/s\n", bytes / seconds.front() / 1e9,
+              bytes / seconds[seconds.size() / 2] / 1e9);
+  std::printf("check  a[n/2] = %.1f\n", a[n / 2]);
+  delete[] a;
+  delete[] b;
+  delete[] c;
+  return 0;
+}

@@ -1,0 +1,55 @@
+// Compute: GEMV (n_tokens 1, decode-like) and GEMM (n_tokens 128, prefill-like) GFLOP/s for
+// every weight type the engine supports, with 1 thread and with all threads, measured with
+// the engine's own kernels (strata::model::matmul on a strata::model::ThreadPool), so that
+// the planner's roofline is the engine's and not a textbook's.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "strata/model/types.h"
+#include "strata/profiles/probes.h"
+
+namespace strata::profiles {
+
+struct ComputeOptions {
+  // Weight shapes (rows x cols). The planner's figures come from the first; every shape's
+  // runs are listed in Compute::runs.
+  std::vector<std::pair<int64_t, int64_t>> gemv_shapes = {{2048, 2048}};
+  std::vector<std::pair<int64_t, int64_t>> gemm_shapes = {{2048, 2048}};
+  int64_t gemm_tokens = 128;
+  int reps = 5;               // timed repetitions after a warm-up, each at least rep_seconds
+  double rep_seconds = 0.02;  // calls are batched until one repetition lasts this long
+  int threads_all = 1;
+  std::vector<model::DType> dtypes = {model::DType::kF32, model::DType::kF16, model::DType::kBF16,
+                                      model::DType::kQ8_0, model::DType::kQ4_0};
+};
+
+// Fills out.gemv_gflops / gemm_gflops (by dtype name), threads_all, kernel_isa and runs.
+// GFLOP/s count 2 FLOPs per multiply-add. Allocates the weights of one shape and type at a
+// time. Never fails.
+void probe_compute(const ComputeOptions& opt, Compute& out, const Progress& progress);
+
+// A matrix product to run back to back (the sustained-load probe's work): owns its weights,
+// activations and thread pool. Not thread-safe.
+class MatmulLoad {
+ public:
+  MatmulLoad(model::DType type, int64_t rows, int64_t cols, int64_t n_tokens, int threads);
+  ~MatmulLoad();
+  MatmulLoad(const MatmulLoad&) = delete;
+  MatmulLoad& operator=(const MatmulLoad&) = delete;
+
+  // One product; returns the GFLOP it computed.
+  double run_once();
+  // "gemm q8_0 2048x2048 x 128 tokens, 2 threads"
+  std::string describe() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata::profiles

@@ -1,0 +1,108 @@
+// The profiler's probes, one per part of the profile. Each fills its section of a Profile;
+// what it cannot obtain it marks unavailable with the reason. They are public so that tests
+// can run each against a recorded sysfs tree; `run_profile` (profiler.h) runs them all.
+//
+// Thread-safety: a probe runs on the calling thread (and on threads it starts and joins);
+// probes must not run concurrently with each other on the same SysTree unless noted.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "strata/base/status.h"
+#include "strata/profiles/profile.h"
+#include "strata/profiles/sysfs.h"
+
+namespace strata::profiles {
+
+// Receives a one-line description of the probe that starts now ("memory triad, 2 threads").
+using Progress = std::function<void(const std::string&)>;
+
+// ---- identity (identity.cpp) ----
+
+// CPU identity, topology, caches, ISA flags, core types, board model and virtualization.
+// libcpuid is used on the live root; /proc/cpuinfo and /sys/devices/system/cpu otherwise, and
+// `source` fields say which. Never fails.
+Device probe_device(SysTree& sys);
+
+// ---- memory (memory.cpp) ----
+
+// total_bytes and available_bytes: /proc/meminfo capped by the tightest cgroup v2 memory.max
+// or v1 memory.limit_in_bytes between the process's cgroup and the root. Never fails.
+void probe_memory_capacity(SysTree& sys, Memory& out);
+
+struct BandwidthOptions {
+  int64_t array_bytes = 256 << 20;  // each of the three arrays
+  int reps = 7;                     // timed repetitions after one warm-up
+  int threads_all = 1;
+};
+
+// read / copy / triad GB/s (10^9 B/s; read counts 8 B, copy 16 B, triad 24 B per element,
+// as STREAM does), with 1 thread and with opt.threads_all threads. Allocates 3 x array_bytes.
+void probe_memory_bandwidth(const BandwidthOptions& opt, Memory& out, const Progress& progress);
+
+// The array size for probe_memory_bandwidth: 4x the largest cache in `device` (32 MiB when
+// none is known), no more than an eighth of the available memory.
+int64_t bandwidth_array_bytes(const Device& device, const Memory& capacity);
+
+// ---- storage (storage.cpp) ----
+
+struct StorageOptions {
+  std::string path = ".";
+  int64_t file_bytes = 256 << 20;
+  std::vector<int64_t> chunks;     // bytes, multiples of 4096, ascending
+  double seconds_per_size = 0.25;  // per chunk size and pattern
+  int batches = 5;                 // samples behind each figure's statistics
+  bool allow_direct = true;        // false exercises the buffered fallback (tests)
+};
+
+// 4 KiB, 8 KiB, ..., 4 MiB.
+std::vector<int64_t> storage_chunk_sizes();
+
+// Sequential and random read MB/s (10^6 B/s) by chunk size from a temporary file of
+// opt.file_bytes in opt.path, with O_DIRECT; where the filesystem refuses O_DIRECT, buffered
+// reads after posix_fadvise(DONTNEED), and `direct_io` false with the refusal in
+// `cache_policy`. The file has no name at any time it could be left behind. Errors: kNotFound
+// / kInvalidArgument for a bad path, kPermissionDenied / kIo / kResourceExhausted naming it.
+Result<Storage> probe_storage(const StorageOptions& opt, const Progress& progress);
+
+// ---- thermal (thermal.cpp) ----
+
+// Temperatures (libsensors on the live root; hwmon temp*_input in a recorded tree), thermal
+// zones with trip points, and cpufreq current / max of each CPU. Never fails.
+void read_thermal_state(SysTree& sys, Thermal& out);
+
+// Mean scaling_cur_freq over all CPUs in MHz, or nullopt when cpufreq is absent.
+std::optional<double> mean_cur_mhz(SysTree& sys);
+
+// Raspberry Pi get_throttled (sysfs, else vcgencmd on the live root) with its bits decoded,
+// and Intel thermal_throttle counters; `before` and `after` both hold the value now.
+std::vector<ThrottleCounter> read_throttle_counters(SysTree& sys);
+// Re-reads the counters into `after` (and the decoded flags).
+void update_throttle_counters(SysTree& sys, std::vector<ThrottleCounter>& counters);
+
+// One window of the sustained-load probe: its end time since the start, its GFLOP/s, and the
+// mean CPU clock at its end.
+struct SustainSample {
+  double t_s = 0;
+  double gflops = 0;
+  std::optional<double> mhz;
+};
+
+// Calls `work` (which returns the GFLOP it did) back to back for `seconds`, one sample per
+// `window_s`.
+std::vector<SustainSample> run_sustained(double seconds, double window_s,
+                                         const std::function<double()>& work, SysTree& sys,
+                                         Clock& clock, const Progress& progress);
+
+// Burst (median of the first tenth of windows, at least 2) vs sustained (median of the last
+// quarter) GFLOP/s, clock drop, and time to throttle (the first of three windows in a row
+// below 90% of burst, when the tail is below 90% or the clock fell by more than 5%); no
+// throttling gives time_to_throttle_s unavailable with reason not_present. Pure.
+void analyze_sustained(const std::vector<SustainSample>& samples, const std::string& workload,
+                       bool virtualized, Thermal& out);
+
+}  // namespace strata::profiles

@@ -1,0 +1,313 @@
+// Memory: capacity as this process may use it (the smaller of /proc/meminfo and any cgroup
+// limit on the way to the root), and read / copy / triad bandwidth with our own loops over
+// arrays at least 4x the last-level cache, so that no rep is served from cache.
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <cstring>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "strata/base/io.h"
+#include "strata/profiles/probes.h"
+
+namespace strata::profiles {
+namespace {
+
+// cgroup limits at or above this mean "max" (v1 writes 2^63 rounded down to a page).
+constexpr int64_t kUnlimited = int64_t{1} << 60;
+
+std::optional<int64_t> meminfo_kib(const std::string& text, const std::string& key) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.compare(0, key.size() + 1, key + ":") == 0) {
+      return std::atoll(line.c_str() + key.size() + 1);
+    }
+  }
+  return std::nullopt;
+}
+
+struct CgroupLimit {
+  int64_t limit_bytes = 0;
+  int64_t usage_bytes = 0;
+  std::string limit_path;
+};
+
+// Walks from the process's cgroup up to the root and keeps the tightest memory limit.
+std::optional<CgroupLimit> cgroup_limit(SysTree& sys) {
+  const auto self = sys.read("/proc/self/cgroup");
+  if (!self.ok()) return std::nullopt;
+  std::optional<CgroupLimit> best;
+  std::istringstream in(*self);
+  std::string line;
+  while (std::getline(in, line)) {
+    // "hierarchy-id:controllers:path"; v2 has id 0 and no controllers.
+    const size_t a = line.find(':');
+    const size_t b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1);
+    std::string path = line.substr(b + 1);
+    std::string base;
+    std::string limit_file;
+    std::string usage_file;
+    if (controllers.empty() && line.compare(0, 2, "0:") == 0) {
+      base = "/sys/fs/cgroup";
+      limit_file = "memory.max";
+      usage_file = "memory.current";
+    } else if (("," + controllers + ",").find(",memory,") != std::string::npos) {
+      base = "/sys/fs/cgroup/memory";
+      limit_file = "memory.limit_in_bytes";
+      usage_file = "memory.usage_in_bytes";
+    } else {
+      continue;
+    }
+    // Inside a container the recorded path may not exist under our mount: then the mount
+    // root is the process's own cgroup.
+    if (!sys.exists(base + path)) path = "/";
+    while (true) {
+      const std::string dir = base + (path == "/" ? "" : path);
+      const auto text = sys.read(dir + "/" + limit_file);
+      if (text.ok() && *text != "max") {
+        const auto limit = sys.read_int(dir + "/" + limit_file);
+        if (limit.ok() && *limit < kUnlimited && (!best || *limit < best->limit_bytes)) {
+          const auto usage = sys.read_int(dir + "/" + usage_file);
+          best = CgroupLimit{*limit, usage.ok() ? *usage : 0, dir + "/" + limit_file};
+        }
+      }
+      if (path == "/" || path.empty()) break;
+      const size_t slash = path.find_last_of('/');
+      path = slash == 0 ? "/" : path.substr(0, slash);
+    }
+  }
+  return best;
+}
+
+// A fixed team of threads that run one function together; the caller is member 0. Members
+// after the first are pinned to the CPUs of the affinity mask in order, so that a member
+// does not migrate mid-measurement and two never share a core when there are enough.
+class Team {
+ public:
+  explicit Team(int n) : n_(n), start_(n), done_(n) {
+    cpu_set_t mask;
+    CPU_ZERO(&mask);
+    std::vector<int> cpus;
+    if (sched_getaffinity(0, sizeof mask, &mask) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &mask)) cpus.push_back(c);
+      }
+    }
+    for (int i = 1; i < n; ++i) {
+      threads_.emplace_back([this, i] { loop(i); });
+      if (n > 1 && static_cast<size_t>(i) < cpus.size()) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpus[static_cast<size_t>(i)], &one);
+        pthread_setaffinity_np(threads_.back().native_handle(), sizeof one, &one);
+      }
+    }
+  }
+  ~Team() {
+    stop_ = true;
+    start_.arrive_and_wait();
+    for (auto& t : threads_) t.join();
+  }
+  Team(const Team&) = delete;
+  Team& operator=(const Team&) = delete;
+
+  // Runs fn(member) on every member and returns the seconds from the common start to the
+  // moment the last member finished.
+  double run(const std::function<void(int)>& fn) {
+    job_ = &fn;
+    start_.arrive_and_wait();
+    const double t0 = now_s();
+    fn(0);
+    done_.arrive_and_wait();
+    return now_s() - t0;
+  }
+
+ private:
+  void loop(int i) {
+    while (true) {
+      start_.arrive_and_wait();
+      if (stop_) return;
+      (*job_)(i);
+      done_.arrive_and_wait();
+    }
+  }
+
+  int n_;
+  std::barrier<> start_;
+  std::barrier<> done_;
+  std::vector<std::thread> threads_;
+  const std::function<void(int)>* job_ = nullptr;
+  std::atomic<bool> stop_{false};
+};
+
+struct Slice {
+  size_t begin;
+  size_t end;
+};
+
+Slice slice_of(size_t n, int parts, int index) {
+  const size_t per = (n + static_cast<size_t>(parts) - 1) / static_cast<size_t>(parts);
+  const size_t b = std::min(n, per * static_cast<size_t>(index));
+  return {b, std::min(n, b + per)};
+}
+
+// Kept out of line so that the compiler cannot fold repeated reps into one.
+[[gnu::noinline]] double read_kernel(const double* a, size_t begin, size_t end) {
+  // Eight independent sums so the loop is limited by loads, not by the add latency chain.
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    for (int k = 0; k < 8; ++k) s[k] += a[i + static_cast<size_t>(k)];
+  }
+  for (; i < end; ++i) s[0] += a[i];
+  return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
+[[gnu::noinline]] void copy_kernel(double* c, const double* a, size_t begin, size_t end) {
+  for (size_t i = begin; i < end; ++i) c[i] = a[i];
+}
+
+[[gnu::noinline]] void triad_kernel(double* a, const double* b, const double* c, double s,
+                                    size_t begin, size_t end) {
+  for (size_t i = begin; i < end; ++i) a[i] = b[i] + s * c[i];
+}
+
+struct AlignedFree {
+  void operator()(double* p) const { ::operator delete[](p, std::align_val_t(64)); }
+};
+using Array = std::unique_ptr<double[], AlignedFree>;
+
+Array make_array(size_t n) {
+  return Array(static_cast<double*>(::operator new[](n * sizeof(double), std::align_val_t(64))));
+}
+
+}  // namespace
+
+void probe_memory_capacity(SysTree& sys, Memory& out) {
+  const auto meminfo = sys.read("/proc/meminfo");
+  if (!meminfo.ok()) {
+    const Reason r = meminfo.status().code() == StatusCode::kPermissionDenied
+                         ? Reason::kPermissionDenied
+                         : Reason::kNotPresent;
+    out.total_bytes = unavailable_figure("bytes", r, "/proc/meminfo");
+    out.available_bytes = unavailable_figure("bytes", r, "/proc/meminfo");
+    return;
+  }
+  const auto total_kib = meminfo_kib(*meminfo, "MemTotal");
+  const auto avail_kib = meminfo_kib(*meminfo, "MemAvailable");
+  std::optional<double> total;
+  std::optional<double> avail;
+  std::string total_src = "/proc/meminfo MemTotal";
+  std::string avail_src = "/proc/meminfo MemAvailable";
+  if (total_kib) total = static_cast<double>(*total_kib) * 1024.0;
+  if (avail_kib) avail = static_cast<double>(*avail_kib) * 1024.0;
+  const auto cg = cgroup_limit(sys);
+  if (cg) {
+    const double limit = static_cast<double>(cg->limit_bytes);
+    const double room = std::max(0.0, limit - static_cast<double>(cg->usage_bytes));
+    if (!total || limit < *total) {
+      total = limit;
+      total_src = cg->limit_path + " (cgroup limit below MemTotal)";
+      out.cgroup_limit_source = cg->limit_path;
+    }
+    if (!avail || room < *avail) {
+      avail = room;
+      avail_src = cg->limit_path + " minus usage (cgroup room below MemAvailable)";
+      out.cgroup_limit_source = cg->limit_path;
+    }
+  }
+  out.total_bytes = total ? read_figure(*total, "bytes", total_src)
+                          : unavailable_figure("bytes", Reason::kNotPresent, total_src);
+  out.available_bytes = avail ? read_figure(*avail, "bytes", avail_src)
+                              : unavailable_figure("bytes", Reason::kNotPresent, avail_src);
+}
+
+void probe_memory_bandwidth(const BandwidthOptions& opt, Memory& out,
+                            const std::function<void(const std::string&)>& progress) {
+  STRATA_CHECK(opt.threads_all >= 1 && opt.reps >= 1 && opt.array_bytes >= 1 << 20);
+  const size_t n = static_cast<size_t>(opt.array_bytes) / sizeof(double);
+  out.array_bytes = static_cast<int64_t>(n * sizeof(double));
+  Array a = make_array(n);
+  Array b = make_array(n);
+  Array c = make_array(n);
+  const std::string arrays = format_bytes(static_cast<double>(out.array_bytes)) + " arrays";
+
+  for (const int threads : {1, opt.threads_all}) {
+    Team team(threads);
+    // First touch by the member that will use each slice (NUMA-local pages).
+    team.run([&](int t) {
+      const Slice s = slice_of(n, threads, t);
+      for (size_t i = s.begin; i < s.end; ++i) {
+        a[i] = 1.0;
+        b[i] = 2.0;
+        c[i] = 0.5;
+      }
+    });
+    std::atomic<double> sink{0};
+    struct Kernel {
+      const char* name;
+      double bytes_per_elem;
+      ThreadFigures* figures;
+      std::function<void(const Slice&)> body;
+    };
+    const Kernel kernels[] = {
+        {"read", 8, &out.read_gb_per_s,
+         [&](const Slice& s) { sink = sink + read_kernel(a.get(), s.begin, s.end); }},
+        {"copy", 16, &out.copy_gb_per_s,
+         [&](const Slice& s) { copy_kernel(c.get(), a.get(), s.begin, s.end); }},
+        {"triad", 24, &out.triad_gb_per_s,
+         [&](const Slice& s) { triad_kernel(a.get(), b.get(), c.get(), 0.5, s.begin, s.end); }},
+    };
+    for (const Kernel& k : kernels) {
+      if (progress) {
+        progress(std::string("memory ") + k.name + " bandwidth, " + std::to_string(threads) +
+                 (threads == 1 ? " thread" : " threads"));
+      }
+      const auto body = [&](int t) { k.body(slice_of(n, threads, t)); };
+      team.run(body);  // warm-up: TLB and page tables
+      std::vector<double> samples;
+      for (int r = 0; r < opt.reps; ++r) {
+        const double seconds = team.run(body);
+        samples.push_back(k.bytes_per_elem * static_cast<double>(n) / seconds / 1e9);
+      }
+      const std::string src = std::string("strata ") + k.name + " loop, " + arrays + ", " +
+                              std::to_string(threads) + " thread" + (threads == 1 ? "" : "s") +
+                              ", counting " + std::to_string(static_cast<int>(k.bytes_per_elem)) +
+                              " B per element as STREAM does";
+      Figure f = measured_figure(samples, "GB/s", src);
+      (threads == 1 ? k.figures->threads_1 : k.figures->threads_all) = f;
+    }
+    if (threads == opt.threads_all && threads == 1) {
+      out.read_gb_per_s.threads_all = out.read_gb_per_s.threads_1;
+      out.copy_gb_per_s.threads_all = out.copy_gb_per_s.threads_1;
+      out.triad_gb_per_s.threads_all = out.triad_gb_per_s.threads_1;
+      break;
+    }
+  }
+}
+
+int64_t bandwidth_array_bytes(const Device& device, const Memory& capacity) {
+  double llc = 0;
+  for (const auto& [key, fig] : device.caches) {
+    if (fig.available()) llc = std::max(llc, *fig.value);
+  }
+  // 4x the last-level cache; 32 MiB when no cache size is known (above any edge SoC's LLC).
+  int64_t bytes = llc > 0 ? static_cast<int64_t>(4 * llc) : int64_t{32} << 20;
+  bytes = std::max<int64_t>(bytes, int64_t{32} << 20);
+  // Three arrays must leave most of the available memory alone.
+  if (capacity.available_bytes.available()) {
+    const auto cap = static_cast<int64_t>(*capacity.available_bytes.value / 8);
+    bytes = std::min(bytes, std::max<int64_t>(cap, int64_t{8} << 20));
+  }
+  return bytes;
+}
+
+}  // namespace strata::profiles

@@ -1,0 +1,61 @@
+#include <gtest/gtest.h>
+
+#include "strata/profiles/compute.h"
+
+namespace strata::profiles {
+namespace {
+
+ComputeOptions tiny(int threads_all) {
+  ComputeOptions o;
+  o.gemv_shapes = {{64, 128}, {256, 128}};
+  o.gemm_shapes = {{64, 128}};
+  o.gemm_tokens = 8;
+  o.reps = 5;
+  o.rep_seconds = 0.001;
+  o.threads_all = threads_all;
+  return o;
+}
+
+TEST(Compute, EveryTypeOpAndThreadCountIsMeasuredWithTheEnginesKernels) {
+  Compute c;
+  int steps = 0;
+  probe_compute(tiny(2), c, [&](const std::string&) { ++steps; });
+  EXPECT_EQ(c.threads_all, 2);
+  EXPECT_FALSE(c.kernel_isa.empty());
+  // gemv: 2 shapes, gemm: 1 shape; 5 types; 1 and 2 threads.
+  EXPECT_EQ(c.runs.size(), (2u + 1u) * 5u * 2u);
+  EXPECT_EQ(steps, static_cast<int>(c.runs.size()));
+  for (const char* dtype : {"f32", "f16", "bf16", "q8_0", "q4_0"}) {
+    for (const auto* table : {&c.gemv_gflops, &c.gemm_gflops}) {
+      ASSERT_EQ(table->count(dtype), 1u) << dtype;
+      for (const Figure* f : {&table->at(dtype).threads_1, &table->at(dtype).threads_all}) {
+        ASSERT_TRUE(f->available()) << dtype;
+        EXPECT_GT(*f->value, 0);
+        EXPECT_EQ(f->unit, "GFLOP/s");
+        EXPECT_EQ(f->provenance, Provenance::kMeasured);
+        EXPECT_EQ(f->stats->n, 5);
+        EXPECT_NE(f->source.find("strata::model::matmul"), std::string::npos) << f->source;
+      }
+    }
+    // The planner's figure is the first shape's.
+    EXPECT_NE(c.gemv_gflops.at(dtype).threads_all.source.find("64x128"), std::string::npos);
+    EXPECT_NE(c.gemv_gflops.at(dtype).threads_all.source.find("2 threads"), std::string::npos);
+    EXPECT_NE(c.gemm_gflops.at(dtype).threads_1.source.find("x 8 tokens"), std::string::npos);
+  }
+}
+
+TEST(Compute, OneThreadMachineMeasuresOnce) {
+  Compute c;
+  probe_compute(tiny(1), c, nullptr);
+  EXPECT_EQ(c.runs.size(), 3u * 5u);
+  EXPECT_EQ(c.gemv_gflops.at("q4_0").threads_1, c.gemv_gflops.at("q4_0").threads_all);
+}
+
+TEST(Compute, MatmulLoadCountsTwoFlopsPerMultiplyAdd) {
+  MatmulLoad load(model::DType::kQ8_0, 64, 256, 4, 1);
+  EXPECT_DOUBLE_EQ(load.run_once(), 2.0 * 64 * 256 * 4 / 1e9);
+  EXPECT_NE(load.describe().find("gemm q8_0 64x256 x 4 tokens, 1 thread"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strata::profiles

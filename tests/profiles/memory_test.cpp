@@ -1,0 +1,92 @@
+#include <gtest/gtest.h>
+
+#include "fixtures.h"
+#include "strata/profiles/probes.h"
+
+namespace strata::profiles {
+namespace {
+
+using testing::fixture;
+
+TEST(MemoryCapacity, CgroupV2LimitOnTheWayToTheRootCapsBoth) {
+  SysTree sys(fixture("rpi4b"));
+  Memory m;
+  probe_memory_capacity(sys, m);
+  // memory.max 3 GiB on user-1000.slice (the session scope below it says "max").
+  EXPECT_EQ(*m.total_bytes.value, 3221225472.0);
+  EXPECT_EQ(m.total_bytes.unit, "bytes");
+  EXPECT_EQ(m.total_bytes.provenance, Provenance::kMeasured);
+  EXPECT_NE(m.total_bytes.source.find("user-1000.slice/memory.max"), std::string::npos);
+  // Room in the cgroup (3 GiB - 512 MiB) is below MemAvailable (3.25 GiB).
+  EXPECT_EQ(*m.available_bytes.value, 3221225472.0 - 536870912.0);
+  EXPECT_EQ(m.cgroup_limit_source, "/sys/fs/cgroup/user.slice/user-1000.slice/memory.max");
+}
+
+TEST(MemoryCapacity, CgroupV1ContainerLimit) {
+  SysTree sys(fixture("vm"));
+  Memory m;
+  probe_memory_capacity(sys, m);
+  EXPECT_EQ(*m.total_bytes.value, 2147483648.0);
+  EXPECT_EQ(*m.available_bytes.value, 2147483648.0 - 104857600.0);
+  EXPECT_NE(m.total_bytes.source.find("memory/docker/3f2a/memory.limit_in_bytes"),
+            std::string::npos);
+}
+
+TEST(MemoryCapacity, NoLimitGivesMeminfo) {
+  SysTree sys(fixture("intel-laptop"));
+  Memory m;
+  probe_memory_capacity(sys, m);
+  EXPECT_EQ(*m.total_bytes.value, 32498784.0 * 1024);
+  EXPECT_EQ(*m.available_bytes.value, 27262976.0 * 1024);
+  EXPECT_EQ(m.total_bytes.source, "/proc/meminfo MemTotal");
+  EXPECT_FALSE(m.cgroup_limit_source.has_value());
+}
+
+TEST(MemoryCapacity, UnreadableMeminfoIsUnavailableWithTheReason) {
+  SysTree sys(fixture("intel-laptop"));
+  sys.deny("/proc/meminfo");
+  Memory m;
+  probe_memory_capacity(sys, m);
+  EXPECT_FALSE(m.total_bytes.available());
+  EXPECT_EQ(m.total_bytes.provenance, Provenance::kUnavailable);
+  EXPECT_EQ(m.total_bytes.reason, Reason::kPermissionDenied);
+}
+
+TEST(MemoryBandwidth, ArraysAreFourTimesTheLastLevelCache) {
+  Device d;
+  d.caches["l2_bytes"] = read_figure(1 << 20, "bytes", "x");
+  d.caches["l3_bytes"] = read_figure(32 << 20, "bytes", "x");
+  Memory cap;
+  cap.available_bytes = read_figure(16.0 * (1 << 30), "bytes", "x");
+  EXPECT_EQ(bandwidth_array_bytes(d, cap), int64_t{128} << 20);
+  cap.available_bytes = read_figure(512.0 * (1 << 20), "bytes", "x");  // a small board
+  EXPECT_EQ(bandwidth_array_bytes(d, cap), int64_t{64} << 20);
+}
+
+TEST(MemoryBandwidth, EveryFigureIsMeasuredWithStats) {
+  BandwidthOptions opt;
+  opt.array_bytes = 8 << 20;
+  opt.reps = 3;
+  opt.threads_all = 2;
+  Memory m;
+  int steps = 0;
+  probe_memory_bandwidth(opt, m, [&](const std::string&) { ++steps; });
+  EXPECT_EQ(steps, 6);  // 3 kernels x {1, all} threads
+  EXPECT_EQ(m.array_bytes, 8 << 20);
+  for (const ThreadFigures* tf : {&m.read_gb_per_s, &m.copy_gb_per_s, &m.triad_gb_per_s}) {
+    for (const Figure* f : {&tf->threads_1, &tf->threads_all}) {
+      ASSERT_TRUE(f->available());
+      EXPECT_GT(*f->value, 0);
+      EXPECT_EQ(f->unit, "GB/s");
+      EXPECT_EQ(f->provenance, Provenance::kMeasured);
+      ASSERT_TRUE(f->stats.has_value());
+      EXPECT_EQ(f->stats->n, 3);
+      EXPECT_LE(f->stats->p10, f->stats->median);
+      EXPECT_LE(f->stats->median, f->stats->p90);
+    }
+  }
+  EXPECT_NE(m.triad_gb_per_s.threads_all.source.find("2 threads"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strata::profiles

@@ -1,0 +1,77 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "fixtures.h"
+#include "strata/profiles/profiler.h"
+
+namespace strata::profiles {
+namespace {
+
+using testing::fixture;
+
+// A whole quick run with the VM tree standing in for /sys and /proc: the recorded parts come
+// from the tree, the measured parts from this machine, and the result survives both codecs.
+TEST(Profiler, QuickRunOnARecordedVm) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("strata-profiler-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  ProfileOptions opt;
+  opt.quick = true;
+  opt.sustain_s = 0;  // no sustained load in a unit test
+  opt.sysfs_root = fixture("vm");
+  opt.storage_path = dir.string();
+  opt.name = "vm-test";
+  std::vector<std::string> steps;
+  const Result<Profile> r = run_profile(opt, [&](const std::string& s) { steps.push_back(s); });
+  const bool left_empty = std::filesystem::is_empty(dir);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const Profile& p = *r;
+  EXPECT_TRUE(left_empty);
+  EXPECT_FALSE(steps.empty());
+  EXPECT_EQ(p.name, "vm-test");
+  EXPECT_EQ(p.schema, kProfileSchema);
+  EXPECT_TRUE(p.device.virtualized);
+  EXPECT_EQ(*p.memory.total_bytes.value, 2147483648.0);  // the tree's cgroup v1 limit
+  EXPECT_EQ(p.power.boundary, Boundary::kNone);
+  EXPECT_EQ(p.power.idle_watts.reason, Reason::kVirtualized);
+  EXPECT_FALSE(p.notes.empty());
+
+  // Every path the planner reads exists.
+  EXPECT_TRUE(p.memory.read_gb_per_s.threads_all.available());
+  EXPECT_TRUE(p.memory.triad_gb_per_s.threads_all.available());
+  EXPECT_EQ(p.storage.seq_read_mb_per_s.size(), 11u);
+  EXPECT_TRUE(p.storage.seq_read_mb_per_s.at("4194304").available());
+  for (const char* dtype : {"f32", "f16", "bf16", "q8_0", "q4_0"}) {
+    ASSERT_EQ(p.compute.gemv_gflops.count(dtype), 1u) << dtype;
+    ASSERT_EQ(p.compute.gemm_gflops.count(dtype), 1u) << dtype;
+    for (const auto* table : {&p.compute.gemv_gflops, &p.compute.gemm_gflops}) {
+      const Figure& f = table->at(dtype).threads_all;
+      ASSERT_TRUE(f.available()) << dtype;
+      EXPECT_GT(*f.value, 0) << dtype;
+      EXPECT_EQ(f.unit, "GFLOP/s");
+      EXPECT_GE(f.stats->n, 5) << dtype;
+    }
+  }
+  const Result<Profile> back = profile_from_json(profile_to_json(p));
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(*back, p);
+  EXPECT_FALSE(profile_summary(p).empty());
+}
+
+TEST(Profiler, BadOptionsAreInvalidArguments) {
+  ProfileOptions opt;
+  opt.quick = true;
+  opt.storage_path = "/no/such/folder";
+  EXPECT_EQ(run_profile(opt, nullptr).status().code(), StatusCode::kInvalidArgument);
+  opt.storage_path = "";
+  opt.model_path = "/no/such/model.gguf";
+  EXPECT_EQ(run_profile(opt, nullptr).status().code(), StatusCode::kInvalidArgument);
+  opt.model_path = "";
+  opt.sysfs_root = "/no/such/tree";
+  EXPECT_EQ(run_profile(opt, nullptr).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace strata::profiles
