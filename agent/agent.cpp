@@ -453,7 +453,13 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions& options) {
   std::filesystem::create_directories(o.cache_dir, ec);
   if (ec) return io_error(o.cache_dir + ": cannot create the cache folder: " + ec.message());
   STRATA_ASSIGN_OR_RETURN(tp::Context ctx, tp::Context::create(1));
-  STRATA_ASSIGN_OR_RETURN(tp::ControlServer cs, tp::ControlServer::bind(ctx, o.bind));
+  // A slow link slows everything the agent sends: control replies (so `strata profile link`
+  // measures the emulated link) as well as activations.
+  tp::ChannelOptions control_options;
+  control_options.link.delay_ms = o.link_delay_ms;
+  control_options.link.rate_mbit_per_s = o.link_mbit_per_s;
+  STRATA_ASSIGN_OR_RETURN(tp::ControlServer cs,
+                          tp::ControlServer::bind(ctx, o.bind, control_options));
   STRATA_ASSIGN_OR_RETURN(tp::DataReceiver dr, tp::DataReceiver::bind(ctx, o.data_bind));
   auto impl = std::make_unique<Impl>(o, std::move(ctx), std::move(cs), std::move(dr));
   impl->pace = pace;

@@ -89,7 +89,9 @@ void add_profile_command(CLI::App& root, Action& action) {
   cmd->add_option("--name", args->options.name, "Profile name (default: the host name)");
   cmd->add_option("-o,--output", args->output, "Write the profile JSON to FILE");
   cmd->add_flag("--json", args->json, "Print the profile JSON on stdout instead of the summary");
+  add_profile_link_command(*cmd, action);
   cmd->callback([args, cmd, &action] {
+    if (cmd->got_subcommand("link")) return;  // `strata profile link` sets its own action
     std::string line = "strata profile";
     for (const auto& o : cmd->get_options()) {
       if (o->count() == 0 || o->get_name() == "--help") continue;

@@ -22,5 +22,7 @@ void add_agent_command(CLI::App& root, Action& action);     // agent
 void add_run_command(CLI::App& root, Action& action);       // run
 // `strata profile` (tools/cmd_profile.cpp).
 void add_profile_command(CLI::App& root, Action& action);
+// `strata profile link` (tools/cmd_profile_link.cpp), under the profile command.
+void add_profile_link_command(CLI::App& profile, Action& action);
 
 }  // namespace strata::tools
