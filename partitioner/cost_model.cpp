@@ -273,6 +273,15 @@ bool CostModel::interchangeable(int a, int b) const {
   return true;
 }
 
+const Link* CostModel::coordinator_link(int device) const {
+  using C = PlanSettings::Coordinator;
+  if (settings_.coordinator == C::kExternal) return &settings_.coordinator_link;
+  if (settings_.coordinator == C::kDevice && settings_.coordinator_device != device) {
+    return &links_.get(settings_.coordinator_device, device);
+  }
+  return nullptr;
+}
+
 Objectives CostModel::finish(const Partial& p, int last_device, uint32_t mask) const {
   Objectives o;
   o.latency_s = p.latency_s + coord_out_s_[static_cast<size_t>(last_device)];

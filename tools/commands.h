@@ -14,5 +14,6 @@ namespace strata::tools {
 using Action = std::function<Status()>;
 
 // Each registers one subcommand (or a group) under `root`. Defined in tools/cmd_*.cpp.
+void add_plan_command(CLI::App& root, Action& action);
 
 }  // namespace strata::tools

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
 
   strata::tools::Action action;
+  strata::tools::add_plan_command(app, action);
 
   try {
     app.parse(argc, argv);

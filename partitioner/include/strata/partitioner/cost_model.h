@@ -115,6 +115,9 @@ class CostModel {
   double link_serialization_s(int from, int to, int b) const {
     return links_.get(from, to).serialization_s(boundary_bytes(b));
   }
+  // The link between the coordinator and `device`, or null when the coordinator is not
+  // modelled or sits on that device.
+  const Link* coordinator_link(int device) const;
   // Coordinator hops: the token into the first stage and the sampled token out of the last.
   double coord_in_s(int device) const { return coord_in_s_[static_cast<size_t>(device)]; }
   double coord_out_s(int device) const { return coord_out_s_[static_cast<size_t>(device)]; }
