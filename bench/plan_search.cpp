@@ -1,12 +1,19 @@
 // bench_plan_search: how long the exact Pareto search of `strata plan` takes and how large
 // the front gets, from 32 layers on 4 devices to 126 layers on 12. Prints a table to paste.
 //
-// The instances are Llama shapes in q4_0 (8B: 32 layers, 70B: 80, 405B: 126) over copies of
-// four device kinds (a Pi 5, an Orin Nano, an N100 mini-PC, a laptop; the k-th copy of a kind
-// 6% faster than the one before so that no two devices are equal) joined by links of 100,
-// 300 or 1000 Mbit/s, coordinator on the first device.
+// Models: Llama shapes in q4_0 (8B: 32 layers, 70B: 80, 405B: 126; other layer counts use
+// the nearest shape's block), N = 4 sequences in flight, prompt 128, context 2048, the
+// coordinator on the first device. Devices: copies of four kinds with the figures of
+// tests/fixtures/plan (a Pi 5, an Orin Nano, an N100 mini-PC, a laptop), in two clusters:
+//   kinds     copies of a kind are identical and every link is 1000 Mbit/s, 0.5 ms: what a
+//             home cluster of bought-in-pairs boards looks like (the search uses the symmetry);
+//   distinct  the k-th copy of a kind is 6% faster (and draws 6% more power) and links are
+//             100, 300 or 1000 Mbit/s by pair: no two devices are alike, the hardest case.
 //
-// Usage: bench_plan_search [--quick] [--epsilon E]
+// Usage: bench_plan_search [--quick] [--threads N] [--epsilon E]
+//                          [--only LAYERS DEVICES kinds|distinct [streaming]]
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -35,11 +42,18 @@ constexpr Kind kKinds[] = {
     {"laptop", 24.0, 62.0, 130, 450, 45, 400, 5600, 4.0, 32.0},
 };
 
-std::vector<sp::DeviceCaps> make_devices(int n) {
+struct Row {
+  int n_layers = 0;
+  int n_devices = 0;
+  bool distinct = false;
+  bool streaming = false;
+};
+
+std::vector<sp::DeviceCaps> make_devices(const Row& row) {
   std::vector<sp::DeviceCaps> out;
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < row.n_devices; ++i) {
     const Kind& k = kKinds[i % 4];
-    const double f = std::getenv("IDENT") ? 1.0 : 1.0 + 0.06 * (i / 4);
+    const double f = row.distinct ? 1.0 + 0.06 * (i / 4) : 1.0;
     sp::DeviceCaps d;
     d.name = std::string(k.name) + "-" + std::to_string(i / 4);
     d.source = "bench";
@@ -50,7 +64,7 @@ std::vector<sp::DeviceCaps> make_devices(int n) {
     d.gemm_gflops = {{"q4_0", k.gemm_q4 * f}, {"f32", k.gemm_f32 * f}};
     d.storage_read_mb_per_s = k.ssd_mb_per_s;
     d.storage_chunk_bytes = 4194304;
-    if (!std::getenv("NOPOWER")) d.idle_watts = k.idle_watts;
+    d.idle_watts = k.idle_watts;
     d.load_watts = k.load_watts * f;
     out.push_back(d);
   }
@@ -58,89 +72,110 @@ std::vector<sp::DeviceCaps> make_devices(int n) {
 }
 
 sp::LlamaShape shape_for(int n_layers) {
-  if (n_layers <= 40) return {"llama-8b-shape", n_layers, 4096, 32, 8, 14336, 128256};
-  if (n_layers <= 100) return {"llama-70b-shape", n_layers, 8192, 64, 8, 28672, 128256};
-  return {"llama-405b-shape", n_layers, 16384, 128, 8, 53248, 128256};
+  if (n_layers <= 40) return {"8b", n_layers, 4096, 32, 8, 14336, 128256};
+  if (n_layers <= 100) return {"70b", n_layers, 8192, 64, 8, 28672, 128256};
+  return {"405b", n_layers, 16384, 128, 8, 53248, 128256};
 }
 
-struct Row {
-  int n_layers, n_devices;
-  bool streaming;
-};
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
+void run_row(const Row& row, int threads, double epsilon) {
+  const sp::LlamaShape shape = shape_for(row.n_layers);
+  auto table = sp::llama_layer_table(shape, "q4_0");
+  if (!table.ok()) {
+    std::fprintf(stderr, "%s\n", table.status().to_string().c_str());
+    std::exit(1);
+  }
+  const auto devices = make_devices(row);
+  std::vector<std::string> names;
+  for (const auto& d : devices) names.push_back(d.name);
+  sp::LinkTable links(names, sp::Link{0.5, 1000.0, true});
+  if (row.distinct) {
+    const double mbit[3] = {100, 300, 1000};
+    for (int a = 0; a < row.n_devices; ++a) {
+      for (int b = a + 1; b < row.n_devices; ++b) links.set(a, b, {1.0, mbit[(a + b) % 3], false});
+    }
+  }
+  sp::PlanSettings settings;
+  settings.sequences = 4;
+  settings.prompt_len = 128;
+  settings.context = 2048;
+  settings.allow_streaming = row.streaming;
+  settings.coordinator = sp::PlanSettings::Coordinator::kDevice;
+  settings.coordinator_device = 0;
+  auto model = sp::CostModel::build(*table, devices, links, settings);
+  if (!model.ok()) {
+    std::fprintf(stderr, "%s\n", model.status().to_string().c_str());
+    std::exit(1);
+  }
+  sp::SearchOptions options;
+  options.epsilon = epsilon;
+  options.threads = threads;
+  const double cpu0 = cpu_seconds();
+  auto front = sp::search_front(*model, options);
+  const double cpu = cpu_seconds() - cpu0;
+  std::printf("%-7d %-8d %-9s %-6s %-6s", row.n_layers, row.n_devices,
+              row.distinct ? "distinct" : "kinds", shape.name.c_str(),
+              row.streaming ? "yes" : "no");
+  if (!front.ok()) {
+    std::printf("  %s\n", front.status().message().c_str());
+  } else {
+    std::printf(
+        " %9lld %11lld %12lld %7zu %9.3f %9.3f %8.0f\n",
+        static_cast<long long>(front->stats.states), static_cast<long long>(front->stats.labels),
+        static_cast<long long>(front->stats.candidates), front->plans.size(), front->stats.seconds,
+        cpu, static_cast<double>(strata::peak_rss_bytes()) / 1048576.0);
+  }
+  std::fflush(stdout);
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  std::vector<Row> rows = {
+      {32, 4, false, false},   {48, 6, false, false},  {64, 6, false, false},
+      {80, 8, false, false},   {80, 8, true, false},   {100, 10, false, false},
+      {126, 12, false, false}, {126, 12, false, true},
+  };
+  int threads = 0;
   double epsilon = 0;
-  int only_layers = 0, only_devices = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else if (std::strcmp(argv[i], "--only") == 0 && i + 2 < argc) {
-      only_layers = std::atoi(argv[++i]);
-      only_devices = std::atoi(argv[++i]);
+      rows = {{32, 4, false, false}, {80, 8, false, false}};
+    } else if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+      threads = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--epsilon") == 0 && i + 1 < argc) {
       epsilon = std::atof(argv[++i]);
+    } else if (std::strcmp(argv[i], "--only") == 0 && i + 3 < argc) {
+      Row r;
+      r.n_layers = std::atoi(argv[++i]);
+      r.n_devices = std::atoi(argv[++i]);
+      r.distinct = std::strcmp(argv[++i], "distinct") == 0;
+      if (i + 1 < argc && std::strcmp(argv[i + 1], "streaming") == 0) {
+        r.streaming = true;
+        ++i;
+      }
+      rows = {r};
     } else {
-      std::fprintf(stderr, "usage: bench_plan_search [--quick] [--epsilon E]\n");
+      std::fprintf(stderr,
+                   "usage: bench_plan_search [--quick] [--threads N] [--epsilon E]\n"
+                   "                         [--only LAYERS DEVICES kinds|distinct [streaming]]\n");
       return 2;
     }
   }
-  std::vector<Row> rows = {{32, 4, false},   {32, 4, true},    {48, 6, false},
-                           {64, 6, false},   {80, 8, false},   {80, 8, true},
-                           {100, 10, false}, {126, 12, false}, {126, 12, true}};
-  if (quick) rows = {{32, 4, false}, {80, 8, false}};
-  if (only_layers > 0) rows = {{only_layers, only_devices, false}};
-
-  std::printf("exact Pareto search, q4_0 Llama shapes, N=4 sequences, context 2048, prompt 128%s\n",
-              epsilon > 0 ? (" , epsilon " + std::to_string(epsilon)).c_str() : "");
-  std::printf("%-7s %-8s %-9s %-16s %10s %12s %12s %8s %10s %8s\n", "layers", "devices",
-              "streaming", "model", "states", "labels", "candidates", "front", "search_s",
-              "rss_MiB");
-  for (const Row& row : rows) {
-    auto table = sp::llama_layer_table(shape_for(row.n_layers), "q4_0");
-    if (!table.ok()) {
-      std::fprintf(stderr, "%s\n", table.status().to_string().c_str());
-      return 1;
-    }
-    auto devices = make_devices(row.n_devices);
-    std::vector<std::string> names;
-    for (const auto& d : devices) names.push_back(d.name);
-    sp::LinkTable links(names, sp::Link{1.0, 1000.0, true});
-    const double mbit[3] = {100, 300, 1000};
-    for (int a = 0; a < row.n_devices; ++a) {
-      for (int b = a + 1; b < row.n_devices; ++b)
-        links.set(a, b, {1.0, std::getenv("IDENT") ? 1000.0 : mbit[(a + b) % 3], false});
-    }
-    sp::PlanSettings settings;
-    settings.sequences = 4;
-    settings.prompt_len = 128;
-    settings.context = 2048;
-    settings.allow_streaming = row.streaming;
-    settings.coordinator = sp::PlanSettings::Coordinator::kDevice;
-    settings.coordinator_device = 0;
-    auto model = sp::CostModel::build(*table, devices, links, settings);
-    if (!model.ok()) {
-      std::fprintf(stderr, "%s\n", model.status().to_string().c_str());
-      return 1;
-    }
-    sp::SearchOptions options;
-    options.epsilon = epsilon;
-    auto front = sp::search_front(*model, options);
-    if (!front.ok()) {
-      std::printf("%-7d %-8d %-9s %-16s  %s\n", row.n_layers, row.n_devices,
-                  row.streaming ? "yes" : "no", table->name.c_str(),
-                  front.status().message().c_str());
-      continue;
-    }
-    std::printf("%-7d %-8d %-9s %-16s %10lld %12lld %12lld %8zu %10.3f %8.0f\n", row.n_layers,
-                row.n_devices, row.streaming ? "yes" : "no", shape_for(row.n_layers).name.c_str(),
-                static_cast<long long>(front->stats.states),
-                static_cast<long long>(front->stats.labels),
-                static_cast<long long>(front->stats.candidates), front->plans.size(),
-                front->stats.seconds, static_cast<double>(strata::peak_rss_bytes()) / 1048576.0);
-    std::fflush(stdout);
-  }
+  std::printf(
+      "Pareto search of strata plan: q4_0 Llama shapes, 4 sequences in flight, context "
+      "2048, prompt 128; %s, %s threads\n",
+      epsilon > 0 ? ("epsilon " + std::to_string(epsilon)).c_str() : "exact",
+      threads > 0 ? std::to_string(threads).c_str() : "all hardware");
+  std::printf("%-7s %-8s %-9s %-6s %-6s %9s %11s %12s %7s %9s %9s %8s\n", "layers", "devices",
+              "cluster", "shape", "stream", "states", "partials", "candidates", "front", "wall_s",
+              "cpu_s", "rss_MiB");
+  for (const Row& row : rows) run_row(row, threads, epsilon);
   return 0;
 }

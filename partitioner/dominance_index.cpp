@@ -47,14 +47,15 @@ int32_t DominanceIndex::build(int32_t begin, int32_t end) {
   return id;
 }
 
-bool DominanceIndex::covers(const Objectives& o) const {
+bool DominanceIndex::covers(const Objectives& o, int32_t* hint) const {
   if (points_.empty()) return false;
   const Vec x{o.latency_s, o.period_s, std::isnan(o.energy_j) ? 0.0 : o.energy_j, o.mem_pressure};
   auto le = [&x](const Vec& p) {
     return p[0] <= x[0] && p[1] <= x[1] && p[2] <= x[2] && p[3] <= x[3];
   };
   // Neighbouring queries tend to be covered by the same point.
-  if (le(points_[static_cast<size_t>(last_hit_)])) return true;
+  if (*hint < 0 || *hint >= static_cast<int32_t>(points_.size())) *hint = 0;
+  if (le(points_[static_cast<size_t>(*hint)])) return true;
   int32_t stack[64];
   int depth = 0;
   stack[depth++] = 0;
@@ -64,7 +65,7 @@ bool DominanceIndex::covers(const Objectives& o) const {
     if (node.left < 0) {
       for (int32_t i = node.begin; i < node.end; ++i) {
         if (le(points_[static_cast<size_t>(i)])) {
-          last_hit_ = i;
+          *hint = i;
           return true;
         }
       }

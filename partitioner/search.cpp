@@ -17,7 +17,9 @@
 // front is the Pareto set of both passes' plans.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
+#include <thread>
 
 #include "search_internal.h"
 #include "strata/base/io.h"
@@ -48,80 +50,125 @@ std::array<double, 4> to_array(const Partial& p) {
 
 enum class Mode { kBeam, kExact };
 
+// A set the programme fills in one task: a state (c, S, j) or an open set (c, S, j).
+struct Task {
+  uint32_t mask;
+  int j;
+};
+
+// What one task produced: its kept labels (and, at the last unit, their final objectives).
+struct TaskOutput {
+  std::vector<Label> labels;
+  std::vector<Objectives> finals;
+  int64_t candidates = 0;
+};
+
+// Scratch of one thread. The hints only speed up the incumbent test; they never change it.
+struct Worker {
+  std::vector<Label> cand;
+  std::vector<std::array<double, 3>> kept;
+  int k_hint = 1;
+  int32_t hit = 0;
+};
+
 class Search {
  public:
   Search(const CostModel& model, const SearchOptions& options, const Bounds& bounds)
-      : m_(model), options_(options), bounds_(bounds), use_energy_(model.energy_in_dominance()) {}
+      : m_(model), options_(options), bounds_(bounds), use_energy_(model.energy_in_dominance()) {
+    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    threads_ = options.threads > 0 ? options.threads : static_cast<int>(hw);
+  }
 
   // Runs the programme; returns the Pareto set of the complete plans it reached.
   Result<std::vector<PlanPoint>> run(Mode mode, std::vector<Objectives> incumbents,
                                      SearchStats* stats);
 
  private:
-  void keep(Mode mode, std::vector<Label>* out);
-  void keep_pareto(std::vector<Label>* out);
-  void keep_beam(std::vector<Label>* out);
-  bool beaten(const Partial& p, const Rest& r, double used_idle_watts) const;
+  void keep(Mode mode, Worker& w, std::vector<Label>* out) const;
+  void keep_pareto(Worker& w, std::vector<Label>* out) const;
+  void keep_beam(Worker& w, std::vector<Label>* out) const;
+  bool beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const;
+  double idle_of(uint32_t mask) const { return use_energy_ ? m_.idle_watts(mask) : 0.0; }
+  // Runs fn(worker, task index) for every task on the threads; each task writes only its own
+  // output, so the result does not depend on the number of threads.
+  template <typename Fn>
+  void for_each_task(size_t n_tasks, Fn&& fn);
 
   const CostModel& m_;
   const SearchOptions& options_;
   const Bounds& bounds_;
   const bool use_energy_;
+  int threads_ = 1;
   internal::DominanceIndex incumbents_;
-  mutable int k_hint_ = 1;
-  std::vector<Label> cand_;
-  std::vector<std::array<double, 3>> kept_;
+  std::vector<Worker> workers_;
 };
 
-bool Search::beaten(const Partial& p, const Rest& r, double used_idle_watts) const {
+template <typename Fn>
+void Search::for_each_task(size_t n_tasks, Fn&& fn) {
+  const size_t n_threads =
+      std::min(static_cast<size_t>(threads_), std::max<size_t>(1, n_tasks / 8));
+  if (workers_.size() < n_threads) workers_.resize(n_threads);
+  std::atomic<size_t> next{0};
+  auto loop = [&](Worker& w) {
+    for (size_t t = next.fetch_add(1); t < n_tasks; t = next.fetch_add(1)) fn(w, t);
+  };
+  std::vector<std::thread> pool;
+  for (size_t i = 1; i < n_threads; ++i) pool.emplace_back(loop, std::ref(workers_[i]));
+  loop(workers_[0]);
+  for (auto& t : pool) t.join();
+}
+
+bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const {
   if (incumbents_.empty() || r.k_max < 1) return false;
   // A prefix usually survives for the same k as the one before it: try that k first.
-  const int first = std::min(k_hint_, r.k_max);
-  if (!incumbents_.covers(bounds_.lower_bound(p, r, first, used_idle_watts))) return false;
+  const int first = std::min(w.k_hint, r.k_max);
+  if (!incumbents_.covers(bounds_.lower_bound(p, r, first, used_idle_watts), &w.hit)) {
+    return false;
+  }
   for (int k = 1; k <= r.k_max; ++k) {
     if (k == first) continue;
-    if (!incumbents_.covers(bounds_.lower_bound(p, r, k, used_idle_watts))) {
-      k_hint_ = k;
+    if (!incumbents_.covers(bounds_.lower_bound(p, r, k, used_idle_watts), &w.hit)) {
+      w.k_hint = k;
       return false;
     }
   }
   return true;
 }
 
-// Appends the non-dominated labels of cand_ to `out`. After sorting by (latency, bottleneck,
-// energy, memory) a label can only be dominated by an earlier one, so one pass against the
-// kept ones suffices; equal vectors keep the first.
-void Search::keep_pareto(std::vector<Label>* out) {
+// Appends the non-dominated labels of w.cand to `out`. After sorting by (latency,
+// bottleneck, energy, memory) a label can only be dominated by an earlier one, so one pass
+// against the kept ones suffices; equal vectors keep the first.
+void Search::keep_pareto(Worker& w, std::vector<Label>* out) const {
   const bool e = use_energy_;
-  std::sort(cand_.begin(), cand_.end(), [e](const Label& a, const Label& b) {
+  std::sort(w.cand.begin(), w.cand.end(), [e](const Label& a, const Label& b) {
     if (a.v[0] != b.v[0]) return a.v[0] < b.v[0];
     if (a.v[1] != b.v[1]) return a.v[1] < b.v[1];
     if (e && a.v[2] != b.v[2]) return a.v[2] < b.v[2];
     return a.v[3] < b.v[3];
   });
-  kept_.clear();
+  w.kept.clear();
   const double f = 1.0 + options_.epsilon;
-  for (const Label& x : cand_) {
+  for (const Label& x : w.cand) {
     const double xb = x.v[1] * f, xe = e ? x.v[2] * f : 0.0, xm = x.v[3] * f;
     bool dominated = false;
     // Labels close in latency are the likeliest to dominate: scan the newest first.
-    for (auto y = kept_.rbegin(); y != kept_.rend(); ++y) {
+    for (auto y = w.kept.rbegin(); y != w.kept.rend(); ++y) {
       if ((*y)[0] <= xb && (*y)[1] <= xe && (*y)[2] <= xm) {
         dominated = true;
         break;
       }
     }
     if (dominated) continue;
-    kept_.push_back({x.v[1], e ? x.v[2] : 0.0, x.v[3]});
+    w.kept.push_back({x.v[1], e ? x.v[2] : 0.0, x.v[3]});
     out->push_back(x);
   }
 }
 
-// Keeps the best label of cand_ for each of a few scores: each objective alone and sums of
+// Keeps the best label of w.cand for each of a few scores: each objective alone and sums of
 // objectives scaled by their least value in the set.
-void Search::keep_beam(std::vector<Label>* out) {
+void Search::keep_beam(Worker& w, std::vector<Label>* out) const {
   std::array<double, 4> least{INFINITY, INFINITY, INFINITY, INFINITY};
-  for (const Label& x : cand_) {
+  for (const Label& x : w.cand) {
     for (size_t k = 0; k < 4; ++k) least[k] = std::min(least[k], x.v[k]);
   }
   for (double& l : least) l = l > 0 ? 1.0 / l : 1.0;
@@ -130,28 +177,33 @@ void Search::keep_beam(std::vector<Label>* out) {
   static constexpr double kScores[][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1},
                                           {1, 1, 0, 0}, {1, 0, 1, 0}, {1, 0, 0, 1}, {0, 1, 0, 1},
                                           {0, 1, 1, 0}, {1, 1, 1, 1}, {2, 1, 1, 1}, {1, 2, 1, 1}};
-  std::vector<size_t> chosen;
-  for (const auto& w : kScores) {
+  std::array<size_t, std::size(kScores)> chosen{};
+  size_t n_chosen = 0;
+  for (const auto& weights : kScores) {
     double best = INFINITY;
     size_t best_i = 0;
-    for (size_t i = 0; i < cand_.size(); ++i) {
+    for (size_t i = 0; i < w.cand.size(); ++i) {
       double s = 0;
-      for (size_t k = 0; k < 4; ++k) s += w[k] * least[k] * cand_[i].v[k];
+      for (size_t k = 0; k < 4; ++k) s += weights[k] * least[k] * w.cand[i].v[k];
       if (s < best) {
         best = s;
         best_i = i;
       }
     }
-    if (std::find(chosen.begin(), chosen.end(), best_i) == chosen.end()) chosen.push_back(best_i);
+    if (std::find(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen), best_i) ==
+        chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen)) {
+      chosen[n_chosen++] = best_i;
+    }
   }
-  for (const size_t i : chosen) out->push_back(cand_[i]);
+  for (size_t i = 0; i < n_chosen; ++i) out->push_back(w.cand[chosen[i]]);
 }
 
-void Search::keep(Mode mode, std::vector<Label>* out) {
+void Search::keep(Mode mode, Worker& w, std::vector<Label>* out) const {
+  if (w.cand.empty()) return;
   if (mode == Mode::kBeam) {
-    keep_beam(out);
+    keep_beam(w, out);
   } else {
-    keep_pareto(out);
+    keep_pareto(w, out);
   }
 }
 
@@ -167,7 +219,6 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
   auto open_at = [&](int b, uint32_t mask, int j) {
     return (static_cast<size_t>(b) * n_masks + mask) * ud + static_cast<size_t>(j);
   };
-  auto idle_of = [&](uint32_t mask) { return use_energy_ ? m_.idle_watts(mask) : 0.0; };
 
   std::vector<Range> open_ranges(static_cast<size_t>(n) * n_masks * ud);
   std::vector<Range> state_ranges(n_masks * ud);
@@ -175,66 +226,89 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
   std::vector<Label> labels;
   std::vector<Objectives> finals;
   std::vector<std::pair<int32_t, uint32_t>> where;  // finals' (label, device mask)
+  std::vector<Task> tasks;
+  std::vector<TaskOutput> outputs;
+  if (workers_.empty()) workers_.resize(1);
 
   for (int j = 0; j < d; ++j) {
     if (m_.interchangeable_below(j) != 0) continue;  // its class starts with a lower index
     Partial p = m_.start(j);
     const Rest r = bounds_.rest(full, 0, -1);
     bounds_.clamp(&p, r);
-    if (!r.possible || (prune && beaten(p, r, idle_of(1U << j)))) continue;
+    if (!r.possible || (prune && beaten(workers_[0], p, r, idle_of(1U << j)))) continue;
     open_ranges[open_at(0, 1U << j, j)] = {static_cast<uint32_t>(opens.size()), 1};
     opens.push_back({to_array(p), -1, 0, static_cast<int16_t>(j)});
   }
 
   for (int c = 1; c <= n; ++c) {
-    std::fill(state_ranges.begin(), state_ranges.end(), Range{});
     // States at c: the last stage [b, c) on j after the open set (b, S, j).
+    tasks.clear();
     for (uint32_t mask = 1; mask < n_masks; ++mask) {
       const int k = std::popcount(mask);
       if (k > c || (mask == full && c < n)) continue;
-      const uint32_t free = full & ~mask;
-      const double idle = idle_of(mask);
       for (int j = 0; j < d; ++j) {
-        if ((mask >> j & 1U) == 0) continue;
-        Rest r;
-        if (c < n) {
-          r = bounds_.rest(free, c, j);
-          if (!r.possible) continue;
-        }
-        cand_.clear();
-        for (int b = k - 1; b < c; ++b) {
-          const Range range = open_ranges[open_at(b, mask, j)];
-          if (range.count == 0 || !m_.stage(j, b, c).feasible) continue;
-          for (uint32_t o = range.offset; o < range.offset + range.count; ++o) {
-            Partial q = m_.add_stage(to_partial(opens[o]), j, b, c);
-            if (c < n) {
-              bounds_.clamp(&q, r);
-              if (prune && beaten(q, r, idle)) continue;
-            }
-            cand_.push_back(
-                {to_array(q), opens[o].parent, static_cast<int16_t>(b), static_cast<int16_t>(j)});
-          }
-        }
-        if (cand_.empty()) continue;
-        stats->candidates += static_cast<int64_t>(cand_.size());
-        ++stats->states;
-        if (c == n) {
-          // Complete plans: compare their final objectives directly; one an incumbent is no
-          // worse than adds nothing (it is dominated by or equal to the incumbent).
-          for (const Label& x : cand_) {
-            const Objectives o = m_.finish(to_partial(x), j, mask);
-            if (prune && !incumbents_.empty() && incumbents_.covers(o)) continue;
-            finals.push_back(o);
-            where.emplace_back(static_cast<int32_t>(labels.size()), mask);
-            labels.push_back(x);
-          }
-          continue;
-        }
-        const auto start = static_cast<uint32_t>(labels.size());
-        keep(mode, &labels);
-        state_ranges[mask * ud + static_cast<size_t>(j)] = {
-            start, static_cast<uint32_t>(labels.size()) - start};
+        if ((mask >> j & 1U) != 0) tasks.push_back({mask, j});
       }
+    }
+    outputs.assign(tasks.size(), {});
+    for_each_task(tasks.size(), [&](Worker& w, size_t t) {
+      const uint32_t mask = tasks[t].mask;
+      const int j = tasks[t].j;
+      const int k = std::popcount(mask);
+      // Most sets have nothing to extend: find out before computing bounds.
+      bool any = false;
+      for (int b = k - 1; b < c && !any; ++b) {
+        any = open_ranges[open_at(b, mask, j)].count > 0 && m_.stage(j, b, c).feasible;
+      }
+      if (!any) return;
+      const double idle = idle_of(mask);
+      Rest r;
+      if (c < n) {
+        r = bounds_.rest(full & ~mask, c, j);
+        if (!r.possible) return;
+      }
+      w.cand.clear();
+      for (int b = k - 1; b < c; ++b) {
+        const Range range = open_ranges[open_at(b, mask, j)];
+        if (range.count == 0 || !m_.stage(j, b, c).feasible) continue;
+        for (uint32_t o = range.offset; o < range.offset + range.count; ++o) {
+          Partial q = m_.add_stage(to_partial(opens[o]), j, b, c);
+          if (c < n) {
+            bounds_.clamp(&q, r);
+            if (prune && beaten(w, q, r, idle)) continue;
+          }
+          w.cand.push_back(
+              {to_array(q), opens[o].parent, static_cast<int16_t>(b), static_cast<int16_t>(j)});
+        }
+      }
+      TaskOutput& out = outputs[t];
+      out.candidates = static_cast<int64_t>(w.cand.size());
+      if (c < n) {
+        keep(mode, w, &out.labels);
+        return;
+      }
+      // Complete plans: compare their final objectives directly; one an incumbent is no worse
+      // than adds nothing (it is dominated by or equal to the incumbent).
+      for (const Label& x : w.cand) {
+        const Objectives o = m_.finish(to_partial(x), j, mask);
+        if (prune && !incumbents_.empty() && incumbents_.covers(o, &w.hit)) continue;
+        out.finals.push_back(o);
+        out.labels.push_back(x);
+      }
+    });
+    std::fill(state_ranges.begin(), state_ranges.end(), Range{});
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      TaskOutput& out = outputs[t];
+      stats->candidates += out.candidates;
+      stats->states += out.candidates > 0;
+      const auto start = static_cast<uint32_t>(labels.size());
+      for (size_t i = 0; i < out.finals.size(); ++i) {
+        finals.push_back(out.finals[i]);
+        where.emplace_back(static_cast<int32_t>(start + i), tasks[t].mask);
+      }
+      labels.insert(labels.end(), out.labels.begin(), out.labels.end());
+      state_ranges[tasks[t].mask * ud + static_cast<size_t>(tasks[t].j)] = {
+          start, static_cast<uint32_t>(out.labels.size())};
     }
     if (static_cast<int64_t>(labels.size() + opens.size()) > options_.max_labels) {
       return resource_exhausted(
@@ -244,33 +318,49 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
     }
     if (c == n) break;
     // Open sets at c: every state (c, S - j, i) crossing the link i -> j.
+    tasks.clear();
     for (uint32_t mask = 3; mask < n_masks; ++mask) {
       const int k = std::popcount(mask);
       if (k < 2 || k - 1 > c) continue;
-      const double idle = idle_of(mask);
       for (int j = 0; j < d; ++j) {
         if ((mask >> j & 1U) == 0) continue;
-        const uint32_t prev = mask & ~(1U << j);
         const uint32_t below = m_.interchangeable_below(j);
-        if ((prev & below) != below) continue;  // an equal device of lower index is unused
-        const Rest r = bounds_.rest((full & ~mask) | 1U << j, c, -1);
-        if (!r.possible) continue;
-        cand_.clear();
-        for (int i = 0; i < d; ++i) {
-          const Range range = state_ranges[prev * ud + static_cast<size_t>(i)];
-          for (uint32_t l = range.offset; l < range.offset + range.count; ++l) {
-            Partial q = m_.add_link(to_partial(labels[l]), i, j, c);
-            bounds_.clamp(&q, r);
-            if (prune && beaten(q, r, idle)) continue;
-            cand_.push_back({to_array(q), static_cast<int32_t>(l), 0, 0});
-          }
-        }
-        if (cand_.empty()) continue;
-        stats->candidates += static_cast<int64_t>(cand_.size());
-        const auto start = static_cast<uint32_t>(opens.size());
-        keep(mode, &opens);
-        open_ranges[open_at(c, mask, j)] = {start, static_cast<uint32_t>(opens.size()) - start};
+        // An equal device of lower index must be in use already.
+        if (((mask & ~(1U << j)) & below) == below) tasks.push_back({mask, j});
       }
+    }
+    outputs.assign(tasks.size(), {});
+    for_each_task(tasks.size(), [&](Worker& w, size_t t) {
+      const uint32_t mask = tasks[t].mask;
+      const int j = tasks[t].j;
+      const uint32_t prev = mask & ~(1U << j);
+      bool any = false;
+      for (int i = 0; i < d && !any; ++i)
+        any = state_ranges[prev * ud + static_cast<size_t>(i)].count > 0;
+      if (!any) return;
+      const Rest r = bounds_.rest((full & ~mask) | 1U << j, c, -1);
+      if (!r.possible) return;
+      const double idle = idle_of(mask);
+      w.cand.clear();
+      for (int i = 0; i < d; ++i) {
+        const Range range = state_ranges[prev * ud + static_cast<size_t>(i)];
+        for (uint32_t l = range.offset; l < range.offset + range.count; ++l) {
+          Partial q = m_.add_link(to_partial(labels[l]), i, j, c);
+          bounds_.clamp(&q, r);
+          if (prune && beaten(w, q, r, idle)) continue;
+          w.cand.push_back({to_array(q), static_cast<int32_t>(l), 0, 0});
+        }
+      }
+      outputs[t].candidates = static_cast<int64_t>(w.cand.size());
+      keep(mode, w, &outputs[t].labels);
+    });
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      const TaskOutput& out = outputs[t];
+      stats->candidates += out.candidates;
+      const auto start = static_cast<uint32_t>(opens.size());
+      opens.insert(opens.end(), out.labels.begin(), out.labels.end());
+      open_ranges[open_at(c, tasks[t].mask, tasks[t].j)] = {
+          start, static_cast<uint32_t>(out.labels.size())};
     }
     if (options_.progress && mode == Mode::kExact) options_.progress(c, n);
   }

@@ -50,6 +50,24 @@ Bounds::Bounds(const CostModel& m) : m_(m) {
     min_boundary_bytes_ = std::min(min_boundary_bytes_, m.boundary_bytes(b));
   if (n_ <= 1) min_boundary_bytes_ = 0;
   enabled_ = static_cast<int64_t>(n_masks) * (n_ + 1) <= kMaxTableEntries;
+  if (d <= 16) {
+    // The least one-way time between two devices of each set, built up one device at a time.
+    pair_link_s_.assign(n_masks, INFINITY);
+    for (uint32_t free = 1; free < n_masks; ++free) {
+      const int top = 31 - std::countl_zero(free);
+      const uint32_t rest = free & ~(1U << top);
+      double best = rest == 0 ? INFINITY : pair_link_s_[rest];
+      for (int f = 0; f < top; ++f) {
+        if ((rest >> f & 1U) != 0) {
+          best = std::min(best, m.links().get(f, top).transfer_s(min_boundary_bytes_));
+        }
+      }
+      pair_link_s_[free] = best;
+    }
+    for (double& v : pair_link_s_) {
+      if (!std::isfinite(v)) v = 0;
+    }
+  }
   if (!enabled_) return;
 
   // rate[f][c]: least seconds per byte of need of any unit >= c on device f.
@@ -153,7 +171,7 @@ double Bounds::makespan(const std::vector<int>& members, const std::vector<doubl
 Rest Bounds::rest(uint32_t free, int c, int from) const {
   Rest r;
   const int d = m_.n_devices();
-  double link_s = 0, link_ser_s = 0, out_s = INFINITY, pair_s = INFINITY;
+  double link_s = 0, link_ser_s = 0, out_s = INFINITY;
   if (from >= 0) link_s = link_ser_s = INFINITY;
   for (int f = 0; f < d; ++f) {
     if ((free >> f & 1U) == 0) continue;
@@ -162,13 +180,8 @@ Rest Bounds::rest(uint32_t free, int c, int from) const {
       link_s = std::min(link_s, m_.link_s(from, f, c));
       link_ser_s = std::min(link_ser_s, m_.link_serialization_s(from, f, c));
     }
-    for (int g = f + 1; g < d; ++g) {
-      if ((free >> g & 1U) != 0) {
-        pair_s = std::min(pair_s, m_.links().get(f, g).transfer_s(min_boundary_bytes_));
-      }
-    }
   }
-  if (!std::isfinite(pair_s)) pair_s = 0;
+  const double pair_s = pair_link_s_.empty() ? 0.0 : pair_link_s_[free];
   // A completion uses at most one device per remaining unit; from a state it must add one.
   r.k_max = std::min({std::popcount(free), n_ - c, Rest::kMaxK});
   double time_s = 0, max_s = 0, energy_j = 0;

@@ -29,7 +29,8 @@ class DominanceIndex {
   DominanceIndex(const std::vector<Objectives>& points, bool use_energy);
   bool empty() const { return points_.empty(); }
   // True when some point is <= x in every objective (energy only when use_energy).
-  bool covers(const Objectives& x) const;
+  // `hint` (the caller's, one per thread) remembers the last covering point, tried first.
+  bool covers(const Objectives& x, int32_t* hint) const;
 
  private:
   using Vec = std::array<double, 4>;
@@ -41,7 +42,6 @@ class DominanceIndex {
   int32_t build(int32_t begin, int32_t end);
   std::vector<Vec> points_;
   std::vector<Node> nodes_;
-  mutable int32_t last_hit_ = 0;
 };
 
 // What any completion adds to a prefix whose remaining units [c, n) all go to devices of a
@@ -99,7 +99,8 @@ class Bounds {
   std::vector<double> budget_;                                                // [free]
   std::vector<double> idle_;                                                  // [device]
   double min_boundary_bytes_ = 0;
-  std::vector<double> rate_;  // [device][c]: least seconds per byte of any unit >= c
+  std::vector<double> pair_link_s_;  // [set]: least one-way link time between two members
+  std::vector<double> rate_;         // [device][c]: least seconds per byte of any unit >= c
   double rate_at(int f, int c) const {
     return rate_[static_cast<size_t>(f) * static_cast<size_t>(n_ + 1) + static_cast<size_t>(c)];
   }

@@ -62,9 +62,9 @@ class PlanCli : public ::testing::Test {
 
 TEST_F(PlanCli, PlansTheFixturesAndWritesEveryOutput) {
   const CliRun r = strata("plan --layers " + testing::fixture("llama-1.1b-q4_0.json") +
-                       three_devices() + " --links " + testing::fixture("links-100mbit.json") +
-                       " --coordinator laptop --objective throughput --svg " + path("f.svg") +
-                       " -o " + path("p.json"));
+                          three_devices() + " --links " + testing::fixture("links-100mbit.json") +
+                          " --coordinator laptop --objective throughput --svg " + path("f.svg") +
+                          " -o " + path("p.json"));
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("chosen plan: front #"), std::string::npos);
   EXPECT_NE(r.out.find("Pareto front:"), std::string::npos);
@@ -78,7 +78,7 @@ TEST_F(PlanCli, PlansTheFixturesAndWritesEveryOutput) {
   EXPECT_NE(svg->find("</svg>"), std::string::npos);
 
   const CliRun js = strata("plan --json --layers " + testing::fixture("llama-1.1b-q8_0.json") +
-                        three_devices() + " --default-link 1,100 --sequences 8");
+                           three_devices() + " --default-link 1,100 --sequences 8");
   ASSERT_EQ(js.code, 0) << js.out;
   const auto k = nlohmann::json::parse(js.out);
   EXPECT_EQ(k["settings"]["sequences"], 8);
@@ -111,7 +111,7 @@ TEST_F(PlanCli, AProfileMissingAFigure) {
 
 TEST_F(PlanCli, ModelThatFitsNowhere) {
   const CliRun r = strata("plan --layers " + testing::fixture("llama-1.1b-q8_0.json") +
-                       " --device pi5=" + testing::fixture("pi5.json") + ",mem=600M");
+                          " --device pi5=" + testing::fixture("pi5.json") + ",mem=600M");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("the model fits nowhere: it needs"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("the budget of 'pi5' is 600.00 MiB, short by"), std::string::npos) << r.out;
@@ -131,15 +131,15 @@ TEST_F(PlanCli, ADeviceTooSmallForAnyUnitIsNamed) {
 
 TEST_F(PlanCli, StreamingMakesItFit) {
   const CliRun r = strata("plan --allow-streaming --objective latency --layers " +
-                       testing::fixture("llama-1.1b-q8_0.json") + " --device pi5=" +
-                       testing::fixture("pi5.json") + ",mem=900M --sequences 1 --context 512");
+                          testing::fixture("llama-1.1b-q8_0.json") + " --device pi5=" +
+                          testing::fixture("pi5.json") + ",mem=900M --sequences 1 --context 512");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("streaming allowed"), std::string::npos);
 }
 
 TEST_F(PlanCli, LinksNamingUnknownDevices) {
   const CliRun r = strata("plan --layers " + testing::fixture("llama-1.1b-q4_0.json") +
-                       three_devices() + " --link pi5-jetson=1,100");
+                          three_devices() + " --link pi5-jetson=1,100");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("'pi5-jetson' does not split at a '-' into two known devices (devices: "
                        "pi5, orin-nano, laptop)"),
@@ -149,7 +149,7 @@ TEST_F(PlanCli, LinksNamingUnknownDevices) {
   std::ofstream(links)
       << R"({"schema": "strata.links/1", "links": [{"a": "pi5", "b": "jetson", "rtt_ms": 1, "mbit_per_s": 100}]})";
   const CliRun f = strata("plan --layers " + testing::fixture("llama-1.1b-q4_0.json") +
-                       three_devices() + " --links " + links);
+                          three_devices() + " --links " + links);
   EXPECT_EQ(f.code, 2);
   EXPECT_NE(f.out.find("names unknown device 'jetson'"), std::string::npos) << f.out;
 }
@@ -164,10 +164,10 @@ TEST_F(PlanCli, MalformedJsonAndBadUsage) {
   EXPECT_EQ(both.code, 2);
   EXPECT_NE(both.out.find("exactly one of --layers"), std::string::npos);
   const CliRun obj = strata("plan --layers " + testing::fixture("llama-1.1b-q4_0.json") +
-                         three_devices() + " --objective fast");
+                            three_devices() + " --objective fast");
   EXPECT_EQ(obj.code, 2);
   const CliRun eps = strata("plan --layers " + testing::fixture("llama-1.1b-q4_0.json") +
-                         three_devices() + " --max-energy-j-per-token 0.001");
+                            three_devices() + " --max-energy-j-per-token 0.001");
   EXPECT_EQ(eps.code, 2);
   EXPECT_NE(eps.out.find("no plan meets --max-energy-j-per-token 0.001: the least energy"),
             std::string::npos)
@@ -176,8 +176,8 @@ TEST_F(PlanCli, MalformedJsonAndBadUsage) {
 
 TEST_F(PlanCli, BandwidthScenarios) {
   const CliRun r = strata("plan --layers " + testing::fixture("llama-1.1b-q4_0.json") +
-                       three_devices() + " --links " + testing::fixture("links-100mbit.json") +
-                       " --objective throughput --bandwidth-scenarios 1,0.1,0.01");
+                          three_devices() + " --links " + testing::fixture("links-100mbit.json") +
+                          " --objective throughput --bandwidth-scenarios 1,0.1,0.01");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("bandwidth scenarios: every link's bandwidth x 1, 0.1, 0.01"),
             std::string::npos);

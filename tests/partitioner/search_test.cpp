@@ -125,6 +125,31 @@ TEST(Search, EpsilonFrontApproximatesTheExactOne) {
   }
 }
 
+TEST(Search, ThreadsDoNotChangeTheFront) {
+  testing::RandomInstanceOptions opt;
+  opt.min_units = opt.max_units = 14;
+  opt.min_devices = opt.max_devices = 6;
+  for (uint64_t seed = 77; seed <= 80; ++seed) {
+    const CostModel model = testing::random_instance(seed, opt);
+    SearchOptions one, four;
+    one.threads = 1;
+    four.threads = 4;
+    auto a = search_front(model, one);
+    auto b = search_front(model, four);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ(a->plans.size(), b->plans.size());
+    for (size_t i = 0; i < a->plans.size(); ++i) {
+      EXPECT_EQ(a->plans[i].objectives.latency_s, b->plans[i].objectives.latency_s);
+      ASSERT_EQ(a->plans[i].stages.size(), b->plans[i].stages.size());
+      for (size_t k = 0; k < a->plans[i].stages.size(); ++k) {
+        EXPECT_EQ(a->plans[i].stages[k].device, b->plans[i].stages[k].device);
+        EXPECT_EQ(a->plans[i].stages[k].unit_end, b->plans[i].stages[k].unit_end);
+      }
+    }
+    EXPECT_EQ(a->stats.labels, b->stats.labels);
+  }
+}
+
 TEST(Search, NoPlanWhenNothingFits) {
   LayerTable table;
   table.units.push_back({"a",

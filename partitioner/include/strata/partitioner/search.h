@@ -3,6 +3,7 @@
 // dynamic programme; enumerate_front() is the brute-force reference the tests hold it to.
 //
 // Thread-safety: both functions only read the CostModel; calls may run concurrently.
+// search_front runs on SearchOptions::threads threads of its own and returns when they end.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,8 @@ struct SearchOptions {
   // The most partial plans the search may hold; beyond it the search stops with
   // kResourceExhausted (and suggests an epsilon).
   int64_t max_labels = 30'000'000;
+  // Threads for the search; 0 uses every hardware thread. The front does not depend on it.
+  int threads = 0;
   // Called after each unit boundary with (boundaries done, boundaries in all); may be empty.
   std::function<void(int, int)> progress;
 };
