@@ -105,10 +105,10 @@ void chosen_section(const PlanRun& run, std::string* out) {
 void front_section(const PlanRun& run, size_t max_rows, std::string* out) {
   const CostModel& m = *run.model;
   const Front& f = *run.front;
-  *out += printf_string("\nPareto front: %zu plan%s (%s, %.3f s, %lld partial plans kept)\n",
-                        f.plans.size(), f.plans.size() == 1 ? "" : "s",
-                        f.exact ? "exact" : "approximate (epsilon)", f.stats.seconds,
-                        static_cast<long long>(f.stats.labels));
+  *out += printf_string(
+      "\nPareto front: %zu plan%s (%s, searched in %.1f ms, %lld partial plans kept)\n",
+      f.plans.size(), f.plans.size() == 1 ? "" : "s", f.exact ? "exact" : "approximate (epsilon)",
+      f.stats.seconds * 1e3, static_cast<long long>(f.stats.labels));
   const std::string tps =
       printf_string("tok/s@%lld", static_cast<long long>(m.settings().sequences));
   *out += printf_string("  %1s %5s %11s %10s %8s %6s  %s\n", "", "#", "latency ms", tps.c_str(),

@@ -88,6 +88,8 @@ class Search {
   void keep_pareto(Worker& w, std::vector<Label>* out) const;
   void keep_beam(Worker& w, std::vector<Label>* out) const;
   bool beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const;
+  int64_t cross_filter(Worker& w, uint32_t mask, int c, std::vector<Label>* labels,
+                       std::vector<Range>* state_ranges) const;
   double idle_of(uint32_t mask) const { return use_energy_ ? m_.idle_watts(mask) : 0.0; }
   // Runs fn(worker, task index) for every task on the threads; each task writes only its own
   // output, so the result does not depend on the number of threads.
@@ -106,7 +108,7 @@ class Search {
 template <typename Fn>
 void Search::for_each_task(size_t n_tasks, Fn&& fn) {
   const size_t n_threads =
-      std::min(static_cast<size_t>(threads_), std::max<size_t>(1, n_tasks / 8));
+      std::min(static_cast<size_t>(threads_), std::max<size_t>(1, n_tasks / 256));
   if (workers_.size() < n_threads) workers_.resize(n_threads);
   std::atomic<size_t> next{0};
   auto loop = [&](Worker& w) {
@@ -133,6 +135,94 @@ bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle
     }
   }
   return true;
+}
+
+// Drops the state labels of device set `mask` at unit c that a label of the same set ending
+// on another device beats for every completion. Both continue with a link to a free device
+// f and then the same stages, so label y (last device j') beats x (last device j) when, for
+// every free f,
+//   y.L + link(j', f) <= x.L + link(j, f)  and  max(y.B, ser(j', f)) <= max(x.B, ser(j, f)),
+// and y.E <= x.E, y.M <= x.M. The sums are computed exactly as add_link computes them and
+// rounding is monotone, so y stays no worse through the rest of the plan. Labels are visited
+// in increasing (L + link to the first free device, B, E, M): every possible y of an x comes
+// before it, and only labels kept so far may drop a later one, so two equal labels never drop
+// each other. Returns how many labels were dropped; each (mask, j) range shrinks in place.
+int64_t Search::cross_filter(Worker& w, uint32_t mask, int c, std::vector<Label>* labels,
+                             std::vector<Range>* state_ranges) const {
+  const int d = m_.n_devices();
+  const uint32_t free = (uint32_t{1} << d) - 1 - mask;
+  const auto ud = static_cast<size_t>(d);
+  int members = 0;
+  for (int j = 0; j < d; ++j)
+    members += (*state_ranges)[mask * ud + static_cast<size_t>(j)].count > 0;
+  if (members < 2 || free == 0) return 0;
+  std::vector<int> frees;
+  for (int f = 0; f < d; ++f) {
+    if ((free >> f & 1U) != 0) frees.push_back(f);
+  }
+  const size_t nf = frees.size();
+  std::vector<double> link(ud * nf), ser(ud * nf);  // [j][free f]
+  for (int j = 0; j < d; ++j) {
+    for (size_t k = 0; k < nf; ++k) {
+      link[static_cast<size_t>(j) * nf + k] = m_.link_s(j, frees[k], c);
+      ser[static_cast<size_t>(j) * nf + k] = m_.link_serialization_s(j, frees[k], c);
+    }
+  }
+  struct Entry {
+    double key, l, b, e, m;
+    uint32_t index;
+    int j;
+  };
+  std::vector<Entry> entries;
+  for (int j = 0; j < d; ++j) {
+    const Range r = (*state_ranges)[mask * ud + static_cast<size_t>(j)];
+    for (uint32_t i = r.offset; i < r.offset + r.count; ++i) {
+      const Label& x = (*labels)[i];
+      entries.push_back({x.v[0] + link[static_cast<size_t>(j) * nf], x.v[0], x.v[1],
+                         use_energy_ ? x.v[2] : 0.0, x.v[3], i, j});
+    }
+  }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    if (a.key != b.key) return a.key < b.key;
+    if (a.b != b.b) return a.b < b.b;
+    if (a.e != b.e) return a.e < b.e;
+    if (a.m != b.m) return a.m < b.m;
+    return a.index < b.index;
+  });
+  auto beats = [&](const Entry& y, const Entry& x) {
+    if (y.b > x.b || y.e > x.e || y.m > x.m) return false;
+    const double* ly = &link[static_cast<size_t>(y.j) * nf];
+    const double* lx = &link[static_cast<size_t>(x.j) * nf];
+    const double* sy = &ser[static_cast<size_t>(y.j) * nf];
+    const double* sx = &ser[static_cast<size_t>(x.j) * nf];
+    for (size_t k = 0; k < nf; ++k) {
+      if (y.l + ly[k] > x.l + lx[k] || std::max(y.b, sy[k]) > std::max(x.b, sx[k])) return false;
+    }
+    return true;
+  };
+  std::vector<const Entry*> kept;
+  std::vector<uint32_t> drop;
+  for (const Entry& x : entries) {
+    bool dropped = false;
+    for (auto it = kept.rbegin(); it != kept.rend() && !dropped; ++it) dropped = beats(**it, x);
+    if (dropped) {
+      drop.push_back(x.index);
+    } else {
+      kept.push_back(&x);
+    }
+  }
+  (void)w;
+  if (drop.empty()) return 0;
+  std::sort(drop.begin(), drop.end());
+  for (int j = 0; j < d; ++j) {
+    Range& r = (*state_ranges)[mask * ud + static_cast<size_t>(j)];
+    uint32_t out = r.offset;
+    for (uint32_t i = r.offset; i < r.offset + r.count; ++i) {
+      if (!std::binary_search(drop.begin(), drop.end(), i)) (*labels)[out++] = (*labels)[i];
+    }
+    r.count = out - r.offset;
+  }
+  return static_cast<int64_t>(drop.size());
 }
 
 // Appends the non-dominated labels of w.cand to `out`. After sorting by (latency,
@@ -228,6 +318,7 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
   std::vector<std::pair<int32_t, uint32_t>> where;  // finals' (label, device mask)
   std::vector<Task> tasks;
   std::vector<TaskOutput> outputs;
+  int64_t dropped_here = 0;  // state labels cross_filter removed (their slots stay unused)
   if (workers_.empty()) workers_.resize(1);
 
   for (int j = 0; j < d; ++j) {
@@ -310,6 +401,21 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
       state_ranges[tasks[t].mask * ud + static_cast<size_t>(tasks[t].j)] = {
           start, static_cast<uint32_t>(out.labels.size())};
     }
+    if (c < n) {
+      // Prefixes of one device set that end on different devices compete too.
+      tasks.clear();
+      for (uint32_t mask = 1; mask < full; ++mask) {
+        if (std::popcount(mask) <= c) tasks.push_back({mask, 0});
+      }
+      std::vector<int64_t> dropped(tasks.size(), 0);
+      for_each_task(tasks.size(), [&](Worker& w, size_t t) {
+        dropped[t] = cross_filter(w, tasks[t].mask, c, &labels, &state_ranges);
+      });
+      for (const int64_t x : dropped) {
+        stats->cross_dropped += x;
+        dropped_here += x;
+      }
+    }
     if (static_cast<int64_t>(labels.size() + opens.size()) > options_.max_labels) {
       return resource_exhausted(
           "the search holds over " + std::to_string(options_.max_labels) +
@@ -365,6 +471,7 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
     if (options_.progress && mode == Mode::kExact) options_.progress(c, n);
   }
   stats->labels += static_cast<int64_t>(labels.size() + opens.size());
+  stats->labels -= dropped_here;
 
   stats->complete += static_cast<int64_t>(finals.size());
   std::vector<PlanPoint> plans;
