@@ -125,11 +125,12 @@ void run_row(const Row& row, int threads, double epsilon) {
   if (!front.ok()) {
     std::printf("  %s\n", front.status().message().c_str());
   } else {
-    std::printf(
-        " %9lld %11lld %12lld %7zu %9.3f %9.3f %8.0f\n",
-        static_cast<long long>(front->stats.states), static_cast<long long>(front->stats.labels),
-        static_cast<long long>(front->stats.candidates), front->plans.size(), front->stats.seconds,
-        cpu, static_cast<double>(strata::peak_rss_bytes()) / 1048576.0);
+    std::printf(" %9lld %11lld %12lld %7zu %9.3f %7.3f %9.3f %8.0f\n",
+                static_cast<long long>(front->stats.states),
+                static_cast<long long>(front->stats.labels),
+                static_cast<long long>(front->stats.candidates), front->plans.size(),
+                front->stats.seconds, front->stats.beam_seconds, cpu,
+                static_cast<double>(strata::peak_rss_bytes()) / 1048576.0);
   }
   std::fflush(stdout);
 }
@@ -173,9 +174,9 @@ int main(int argc, char** argv) {
       "2048, prompt 128; %s, %s threads\n",
       epsilon > 0 ? ("epsilon " + std::to_string(epsilon)).c_str() : "exact",
       threads > 0 ? std::to_string(threads).c_str() : "all hardware");
-  std::printf("%-7s %-8s %-9s %-6s %-6s %9s %11s %12s %7s %9s %9s %8s\n", "layers", "devices",
+  std::printf("%-7s %-8s %-9s %-6s %-6s %9s %11s %12s %7s %9s %7s %9s %8s\n", "layers", "devices",
               "cluster", "shape", "stream", "states", "partials", "candidates", "front", "wall_s",
-              "cpu_s", "rss_MiB");
+              "beam_s", "cpu_s", "peak_MiB");
   for (const Row& row : rows) run_row(row, threads, epsilon);
   return 0;
 }

@@ -88,7 +88,7 @@ class Search {
   void keep_pareto(Worker& w, std::vector<Label>* out) const;
   void keep_beam(Worker& w, std::vector<Label>* out) const;
   bool beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const;
-  int64_t cross_filter(Worker& w, uint32_t mask, int c, std::vector<Label>* labels,
+  int64_t cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
                        std::vector<Range>* state_ranges) const;
   double idle_of(uint32_t mask) const { return use_energy_ ? m_.idle_watts(mask) : 0.0; }
   // Runs fn(worker, task index) for every task on the threads; each task writes only its own
@@ -147,7 +147,7 @@ bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle
 // in increasing (L + link to the first free device, B, E, M): every possible y of an x comes
 // before it, and only labels kept so far may drop a later one, so two equal labels never drop
 // each other. Returns how many labels were dropped; each (mask, j) range shrinks in place.
-int64_t Search::cross_filter(Worker& w, uint32_t mask, int c, std::vector<Label>* labels,
+int64_t Search::cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
                              std::vector<Range>* state_ranges) const {
   const int d = m_.n_devices();
   const uint32_t free = (uint32_t{1} << d) - 1 - mask;
@@ -211,7 +211,6 @@ int64_t Search::cross_filter(Worker& w, uint32_t mask, int c, std::vector<Label>
       kept.push_back(&x);
     }
   }
-  (void)w;
   if (drop.empty()) return 0;
   std::sort(drop.begin(), drop.end());
   for (int j = 0; j < d; ++j) {
@@ -408,8 +407,8 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
         if (std::popcount(mask) <= c) tasks.push_back({mask, 0});
       }
       std::vector<int64_t> dropped(tasks.size(), 0);
-      for_each_task(tasks.size(), [&](Worker& w, size_t t) {
-        dropped[t] = cross_filter(w, tasks[t].mask, c, &labels, &state_ranges);
+      for_each_task(tasks.size(), [&](Worker&, size_t t) {
+        dropped[t] = cross_filter(tasks[t].mask, c, &labels, &state_ranges);
       });
       for (const int64_t x : dropped) {
         stats->cross_dropped += x;
@@ -503,6 +502,7 @@ Result<Front> search_front(const CostModel& model, const SearchOptions& options)
   std::vector<Objectives> incumbents;
   for (const auto& p : beam) incumbents.push_back(p.objectives);
   front.stats.incumbents = static_cast<int64_t>(beam.size());
+  front.stats.beam_seconds = now_s() - t0;
   STRATA_ASSIGN_OR_RETURN(std::vector<PlanPoint> exact,
                           search.run(Mode::kExact, std::move(incumbents), &front.stats));
   for (auto& p : beam) exact.push_back(std::move(p));
