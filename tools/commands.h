@@ -14,6 +14,7 @@ namespace strata::tools {
 using Action = std::function<Status()>;
 
 // Each registers one subcommand (or a group) under `root`. Defined in tools/cmd_*.cpp.
+void add_plan_command(CLI::App& root, Action& action);
 
 // `strata model synth|info` (tools/cmd_model.cpp).
 void add_model_command(CLI::App& root, Action& action);

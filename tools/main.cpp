@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   strata::tools::add_agent_command(app, action);
   strata::tools::add_run_command(app, action);
   strata::tools::add_profile_command(app, action);
+  strata::tools::add_plan_command(app, action);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,335 @@
+#include "strata/partitioner/cost_model.h"
+
+#include <algorithm>
+#include <set>
+
+#include "strata/model/types.h"
+
+namespace strata::partitioner {
+namespace {
+
+constexpr int kMaxDevices = 16;  // device sets are bit masks of a uint32; 2^16 sets at most
+
+// Bytes per weight element of `type`: 4 for f32, 18/32 for q4_0.
+double bytes_per_element(const std::string& type) {
+  const auto t = model::parse_dtype(type);
+  STRATA_CHECK_MSG(t.has_value(), "unknown weight type " + type);
+  return static_cast<double>(model::dtype_block_bytes(*t)) /
+         static_cast<double>(model::dtype_block_elems(*t));
+}
+
+// The unit's FLOPs split across its weight types in proportion to their elements (a matmul
+// does 2 FLOPs per weight element per token). A unit without weights computes at f32 rates.
+std::vector<std::pair<std::string, double>> flop_shares(const LayerUnit& u) {
+  std::vector<std::pair<std::string, double>> out;
+  double total = 0;
+  for (const auto& [type, bytes] : u.weight_bytes_by_type) {
+    if (bytes <= 0) continue;
+    const double elems = static_cast<double>(bytes) / bytes_per_element(type);
+    out.emplace_back(type, elems);
+    total += elems;
+  }
+  if (out.empty()) return {{"f32", 1.0}};
+  for (auto& [type, share] : out) share /= total;
+  return out;
+}
+
+// Seconds to do `flops` of unit `u` at the per-type rates of `gflops`.
+double compute_time_s(const std::vector<std::pair<std::string, double>>& shares, double flops,
+                      const std::map<std::string, double>& gflops) {
+  double s = 0;
+  for (const auto& [type, share] : shares) s += flops * share / (gflops.at(type) * 1e9);
+  return s;
+}
+
+}  // namespace
+
+double CostModel::decode_position() const {
+  return 0.5 * static_cast<double>(settings_.prompt_len + settings_.context);
+}
+
+double CostModel::boundary_bytes(int b) const {
+  STRATA_CHECK(b >= 0 && b <= n_units());
+  if (b == 0) return static_cast<double>(table_.input_bytes_per_token);
+  return static_cast<double>(table_.units[static_cast<size_t>(b - 1)].activation_bytes_out);
+}
+
+Result<CostModel> CostModel::build(LayerTable table, std::vector<DeviceCaps> devices,
+                                   LinkTable links, PlanSettings settings) {
+  if (table.units.empty()) return invalid_argument("the layer table has no units");
+  if (table.units.size() > 30000) return invalid_argument("the layer table has over 30000 units");
+  if (devices.empty()) return invalid_argument("no devices given");
+  if (devices.size() > kMaxDevices) {
+    return invalid_argument(std::to_string(devices.size()) +
+                            " devices given; the exact search "
+                            "handles at most " +
+                            std::to_string(kMaxDevices));
+  }
+  if (settings.sequences < 1 || settings.prompt_len < 1 || settings.context < 1) {
+    return invalid_argument("--sequences, --prompt-len and --context must be at least 1");
+  }
+  if (settings.prompt_len > settings.context) {
+    return invalid_argument("--prompt-len " + std::to_string(settings.prompt_len) +
+                            " exceeds --context " + std::to_string(settings.context));
+  }
+  if (links.n_devices() != static_cast<int>(devices.size())) {
+    return invalid_argument("the link table covers " + std::to_string(links.n_devices()) +
+                            " devices, not " + std::to_string(devices.size()));
+  }
+  std::set<std::string> names;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (!names.insert(devices[i].name).second) {
+      return invalid_argument("device name '" + devices[i].name +
+                              "' is given twice; name them with --device NAME=PROFILE.json");
+    }
+    if (links.names()[i] != devices[i].name) {
+      return invalid_argument("the link table's device " + std::to_string(i) + " is '" +
+                              links.names()[i] + "', not '" + devices[i].name + "'");
+    }
+  }
+  using C = PlanSettings::Coordinator;
+  if (settings.coordinator == C::kDevice &&
+      (settings.coordinator_device < 0 ||
+       settings.coordinator_device >= static_cast<int>(devices.size()))) {
+    return invalid_argument("the coordinator's device index is out of range");
+  }
+
+  std::set<std::string> types;
+  for (const auto& u : table.units) {
+    for (const auto& [type, share] : flop_shares(u)) types.insert(type);
+  }
+  const std::vector<std::string> needed(types.begin(), types.end());
+  for (const auto& d : devices) STRATA_RETURN_IF_ERROR(require_compute(d, needed));
+
+  CostModel m;
+  m.table_ = std::move(table);
+  m.devices_ = std::move(devices);
+  m.links_ = std::move(links);
+  m.settings_ = settings;
+  const int n = m.n_units();
+  const int nd = m.n_devices();
+
+  m.energy_in_dominance_ = true;
+  for (const auto& d : m.devices_) {
+    m.dyn_watts_.push_back(d.has_power() ? *d.load_watts - *d.idle_watts : 0.0);
+    m.energy_in_dominance_ = m.energy_in_dominance_ && d.has_power();
+  }
+  // Summed in ascending order of watts, not of index, so that sets which differ only by
+  // interchangeable devices get bit-identical sums.
+  m.idle_by_mask_.assign(size_t{1} << nd, 0.0);
+  std::vector<double> watts;
+  for (uint32_t mask = 1; mask < (uint32_t{1} << nd); ++mask) {
+    watts.clear();
+    bool known = true;
+    for (int i = 0; i < nd; ++i) {
+      if ((mask >> i & 1U) == 0) continue;
+      const auto& d = m.devices_[static_cast<size_t>(i)];
+      known = known && d.has_power();
+      if (d.has_power()) watts.push_back(*d.idle_watts);
+    }
+    std::sort(watts.begin(), watts.end());
+    double sum = 0;
+    for (const double w : watts) sum += w;
+    m.idle_by_mask_[mask] = known ? sum : NAN;
+  }
+
+  const double in_bytes = m.boundary_bytes(0);
+  const double out_bytes = static_cast<double>(m.table_.units.back().activation_bytes_out);
+  for (int j = 0; j < nd; ++j) {
+    double in_s = 0, in_ser = 0, out_s = 0, out_ser = 0;
+    const Link* link = nullptr;
+    if (settings.coordinator == C::kExternal) link = &m.settings_.coordinator_link;
+    if (settings.coordinator == C::kDevice && settings.coordinator_device != j) {
+      link = &m.links_.get(settings.coordinator_device, j);
+    }
+    if (link != nullptr) {
+      in_s = link->transfer_s(in_bytes);
+      in_ser = link->serialization_s(in_bytes);
+      out_s = link->transfer_s(out_bytes);
+      out_ser = link->serialization_s(out_bytes);
+    }
+    m.coord_in_s_.push_back(in_s);
+    m.coord_in_ser_s_.push_back(in_ser);
+    m.coord_out_s_.push_back(out_s);
+    m.coord_out_ser_s_.push_back(out_ser);
+  }
+
+  for (int j = 0; j < nd; ++j) {
+    uint32_t below = 0;
+    for (int i = 0; i < j; ++i) {
+      if (m.interchangeable(i, j)) below |= 1U << i;
+    }
+    m.interchangeable_below_.push_back(below);
+  }
+  m.compute_unit_times();
+  m.stages_.resize(static_cast<size_t>(nd) * static_cast<size_t>(n + 1) *
+                   static_cast<size_t>(n + 1));
+  for (int j = 0; j < nd; ++j) {
+    for (int b = 0; b < n; ++b) {
+      for (int c = b + 1; c <= n; ++c) m.stages_[m.stage_index(j, b, c)] = m.compute_stage(j, b, c);
+    }
+  }
+  return m;
+}
+
+void CostModel::compute_unit_times() {
+  const double pos = decode_position();
+  const double p = static_cast<double>(settings_.prompt_len);
+  for (const DeviceCaps& d : devices_) {
+    const double bytes_per_s = d.mem_read_gb_per_s * 1e9;
+    for (const LayerUnit& u : table_.units) {
+      const auto shares = flop_shares(u);
+      // Decode: one token at position `pos`: its matmuls and attention over `pos` cached
+      // positions, against reading its weights and that KV once.
+      const double flops = u.flops_per_token + u.attn_flops_per_token_per_ctx * pos;
+      const double read_bytes = static_cast<double>(u.weight_bytes_read_per_token) +
+                                static_cast<double>(u.kv_bytes_per_token) * pos;
+      unit_decode_s_.push_back(
+          std::max(compute_time_s(shares, flops, d.gemv_gflops), read_bytes / bytes_per_s));
+      // Prefill: P tokens in one chunk (causal attention over P(P-1)/2 pairs), weights read
+      // once for the chunk.
+      const double prefill_flops =
+          p * u.flops_per_token + u.attn_flops_per_token_per_ctx * p * (p - 1) * 0.5;
+      const double prefill_bytes = std::min(static_cast<double>(u.weight_bytes),
+                                            p * static_cast<double>(u.weight_bytes_read_per_token));
+      unit_prefill_s_.push_back(std::max(compute_time_s(shares, prefill_flops, d.gemm_gflops),
+                                         prefill_bytes / bytes_per_s));
+    }
+  }
+}
+
+StageCost CostModel::compute_stage(int device, int b, int c) const {
+  const DeviceCaps& d = devices_[static_cast<size_t>(device)];
+  const double p = static_cast<double>(settings_.prompt_len);
+  const size_t row = static_cast<size_t>(device) * table_.units.size();
+  StageCost s;
+  int64_t kv_per_token = 0;
+  int64_t max_unit_weight = 0;
+  double max_act = boundary_bytes(b);
+  double prefill_compute_s = 0;
+  for (int i = b; i < c; ++i) {
+    const LayerUnit& u = table_.units[static_cast<size_t>(i)];
+    s.compute_s += unit_decode_s_[row + static_cast<size_t>(i)];
+    prefill_compute_s += unit_prefill_s_[row + static_cast<size_t>(i)];
+    s.weight_bytes += u.weight_bytes;
+    kv_per_token += u.kv_bytes_per_token;
+    max_unit_weight = std::max(max_unit_weight, u.weight_bytes);
+    max_act = std::max(max_act, static_cast<double>(u.activation_bytes_out));
+  }
+  s.kv_bytes = kv_per_token * settings_.context * settings_.sequences;
+  // Four activation-sized buffers per prompt token: input, output, residual and one working
+  // buffer for the chunk being prefilled (decode needs far less).
+  s.buffer_bytes = static_cast<int64_t>(4.0 * p * max_act);
+  const int64_t budget = d.mem_budget_bytes;
+  s.used_bytes = s.weight_bytes + s.kv_bytes + s.buffer_bytes;
+  s.decode_s = s.compute_s;
+  s.prefill_s = prefill_compute_s;
+  if (s.used_bytes <= budget) {
+    s.feasible = true;
+    s.resident_bytes = s.weight_bytes;
+  } else if (settings_.allow_streaming && d.storage_read_mb_per_s > 0) {
+    // What does not fit streams from storage through a ring of two layers, read ahead while
+    // the stage computes; the ring is part of the buffers.
+    const int64_t ring = 2 * max_unit_weight;
+    const int64_t capacity = budget - s.kv_bytes - s.buffer_bytes - ring;
+    if (capacity >= 0) {
+      s.feasible = true;
+      s.resident_bytes = capacity;
+      s.streamed_bytes = s.weight_bytes - capacity;
+      s.buffer_bytes += ring;
+      s.used_bytes = s.resident_bytes + s.kv_bytes + s.buffer_bytes;
+      s.stream_s = static_cast<double>(s.streamed_bytes) / (d.storage_read_mb_per_s * 1e6);
+      s.decode_s = std::max(s.compute_s, s.stream_s);
+      s.prefill_s = std::max(prefill_compute_s, s.stream_s);
+    } else {
+      s.short_bytes = -capacity;
+    }
+  } else {
+    s.short_bytes = s.used_bytes - budget;
+  }
+  s.mem_pressure = static_cast<double>(s.used_bytes) / static_cast<double>(budget);
+  return s;
+}
+
+bool CostModel::interchangeable(int a, int b) const {
+  const DeviceCaps& x = devices_[static_cast<size_t>(a)];
+  const DeviceCaps& y = devices_[static_cast<size_t>(b)];
+  if (x.mem_budget_bytes != y.mem_budget_bytes || x.mem_read_gb_per_s != y.mem_read_gb_per_s ||
+      x.gemv_gflops != y.gemv_gflops || x.gemm_gflops != y.gemm_gflops ||
+      x.storage_read_mb_per_s != y.storage_read_mb_per_s || x.idle_watts != y.idle_watts ||
+      x.load_watts != y.load_watts) {
+    return false;
+  }
+  if (settings_.coordinator == PlanSettings::Coordinator::kDevice &&
+      (settings_.coordinator_device == a || settings_.coordinator_device == b)) {
+    return false;
+  }
+  for (int k = 0; k < n_devices(); ++k) {
+    if (k == a || k == b) continue;
+    const Link& la = links_.get(a, k);
+    const Link& lb = links_.get(b, k);
+    if (la.rtt_ms != lb.rtt_ms || la.mbit_per_s != lb.mbit_per_s) return false;
+  }
+  return true;
+}
+
+const Link* CostModel::coordinator_link(int device) const {
+  using C = PlanSettings::Coordinator;
+  if (settings_.coordinator == C::kExternal) return &settings_.coordinator_link;
+  if (settings_.coordinator == C::kDevice && settings_.coordinator_device != device) {
+    return &links_.get(settings_.coordinator_device, device);
+  }
+  return nullptr;
+}
+
+Objectives CostModel::finish(const Partial& p, int last_device, uint32_t mask) const {
+  Objectives o;
+  o.latency_s = p.latency_s + coord_out_s_[static_cast<size_t>(last_device)];
+  const double bottleneck_s =
+      std::max(p.bottleneck_s, coord_out_ser_s_[static_cast<size_t>(last_device)]);
+  o.period_s = std::max(o.latency_s / static_cast<double>(settings_.sequences), bottleneck_s);
+  o.energy_j = p.energy_dyn_j + idle_by_mask_[mask] * o.period_s;
+  o.mem_pressure = p.mem_pressure;
+  return o;
+}
+
+Result<Objectives> CostModel::evaluate(const std::vector<Stage>& stages) const {
+  if (stages.empty()) return invalid_argument("a plan needs at least one stage");
+  uint32_t mask = 0;
+  Partial p;
+  int expect_begin = 0;
+  for (size_t k = 0; k < stages.size(); ++k) {
+    const Stage& s = stages[k];
+    const std::string where = "stage " + std::to_string(k);
+    if (s.device < 0 || s.device >= n_devices()) {
+      return invalid_argument(where + ": device index " + std::to_string(s.device) +
+                              " out of range");
+    }
+    if ((mask >> s.device & 1U) != 0) {
+      return invalid_argument(where + ": device '" + devices_[static_cast<size_t>(s.device)].name +
+                              "' already holds an earlier stage");
+    }
+    if (s.unit_begin != expect_begin || s.unit_end <= s.unit_begin || s.unit_end > n_units()) {
+      return invalid_argument(where + ": units [" + std::to_string(s.unit_begin) + ", " +
+                              std::to_string(s.unit_end) + ") do not continue from unit " +
+                              std::to_string(expect_begin));
+    }
+    const StageCost& cost = stage(s.device, s.unit_begin, s.unit_end);
+    if (!cost.feasible) {
+      return invalid_argument(where + ": does not fit on '" +
+                              devices_[static_cast<size_t>(s.device)].name + "' (short by " +
+                              std::to_string(cost.short_bytes) + " bytes)");
+    }
+    p = k == 0 ? start(s.device) : add_link(p, stages[k - 1].device, s.device, s.unit_begin);
+    p = add_stage(p, s.device, s.unit_begin, s.unit_end);
+    mask |= uint32_t{1} << s.device;
+    expect_begin = s.unit_end;
+  }
+  if (expect_begin != n_units()) {
+    return invalid_argument("the plan ends at unit " + std::to_string(expect_begin) + " of " +
+                            std::to_string(n_units()));
+  }
+  return finish(p, stages.back().device, mask);
+}
+
+}  // namespace strata::partitioner

@@ -1,0 +1,515 @@
+// The exact search. States are (units placed, device set used, last device); each holds the
+// Pareto set of its prefixes' vectors (latency, bottleneck, dynamic energy, memory pressure).
+// Every final objective is non-decreasing in each of the four, and what a completion adds
+// depends only on the state, so a prefix dominated within its state never completes into a
+// plan that beats the same completion of the prefix dominating it: pruning loses no point of
+// the front (docs/COST_MODEL.md, "Why the search is exact").
+//
+// Two kinds of sets alternate: a state (c, S, j) holds prefixes whose last stage on j ends at
+// unit c; an open set (b, S, j) holds prefixes that crossed the link into j and will start
+// its stage at unit b. A state pulls from the open sets of every start b < c, so a link is
+// added once per prefix rather than once per (prefix, stage end).
+//
+// The search runs twice. A beam pass keeps a handful of prefixes per set and yields real
+// plans near the front (incumbents). The exact pass then also drops a prefix when an
+// incumbent is no worse than the prefix's lower bound (search_bounds.cpp) in every
+// objective: all its completions are then dominated by, or equal to, that incumbent. The
+// front is the Pareto set of both passes' plans.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <thread>
+
+#include "search_internal.h"
+#include "strata/base/io.h"
+
+namespace strata::partitioner {
+namespace {
+
+using internal::Bounds;
+using internal::Rest;
+
+struct Label {
+  std::array<double, 4> v;  // latency, bottleneck, dynamic energy, memory pressure
+  int32_t parent;           // opens: the state label it came from; states: the previous
+                            // stage's state label (-1 at the first stage)
+  int16_t begin;            // state labels: first unit of the last stage
+  int16_t device;           // state labels: device of the last stage
+};
+
+struct Range {
+  uint32_t offset = 0;
+  uint32_t count = 0;
+};
+
+Partial to_partial(const Label& l) { return {l.v[0], l.v[1], l.v[2], l.v[3]}; }
+std::array<double, 4> to_array(const Partial& p) {
+  return {p.latency_s, p.bottleneck_s, p.energy_dyn_j, p.mem_pressure};
+}
+
+enum class Mode { kBeam, kExact };
+
+// A set the programme fills in one task: a state (c, S, j) or an open set (c, S, j).
+struct Task {
+  uint32_t mask;
+  int j;
+};
+
+// What one task produced: its kept labels (and, at the last unit, their final objectives).
+struct TaskOutput {
+  std::vector<Label> labels;
+  std::vector<Objectives> finals;
+  int64_t candidates = 0;
+};
+
+// Scratch of one thread. The hints only speed up the incumbent test; they never change it.
+struct Worker {
+  std::vector<Label> cand;
+  std::vector<std::array<double, 3>> kept;
+  int k_hint = 1;
+  int32_t hit = 0;
+};
+
+class Search {
+ public:
+  Search(const CostModel& model, const SearchOptions& options, const Bounds& bounds)
+      : m_(model), options_(options), bounds_(bounds), use_energy_(model.energy_in_dominance()) {
+    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    threads_ = options.threads > 0 ? options.threads : static_cast<int>(hw);
+  }
+
+  // Runs the programme; returns the Pareto set of the complete plans it reached.
+  Result<std::vector<PlanPoint>> run(Mode mode, std::vector<Objectives> incumbents,
+                                     SearchStats* stats);
+
+ private:
+  void keep(Mode mode, Worker& w, std::vector<Label>* out) const;
+  void keep_pareto(Worker& w, std::vector<Label>* out) const;
+  void keep_beam(Worker& w, std::vector<Label>* out) const;
+  bool beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const;
+  int64_t cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
+                       std::vector<Range>* state_ranges) const;
+  double idle_of(uint32_t mask) const { return use_energy_ ? m_.idle_watts(mask) : 0.0; }
+  // Runs fn(worker, task index) for every task on the threads; each task writes only its own
+  // output, so the result does not depend on the number of threads.
+  template <typename Fn>
+  void for_each_task(size_t n_tasks, Fn&& fn);
+
+  const CostModel& m_;
+  const SearchOptions& options_;
+  const Bounds& bounds_;
+  const bool use_energy_;
+  int threads_ = 1;
+  internal::DominanceIndex incumbents_;
+  std::vector<Worker> workers_;
+};
+
+template <typename Fn>
+void Search::for_each_task(size_t n_tasks, Fn&& fn) {
+  const size_t n_threads =
+      std::min(static_cast<size_t>(threads_), std::max<size_t>(1, n_tasks / 256));
+  if (workers_.size() < n_threads) workers_.resize(n_threads);
+  std::atomic<size_t> next{0};
+  auto loop = [&](Worker& w) {
+    for (size_t t = next.fetch_add(1); t < n_tasks; t = next.fetch_add(1)) fn(w, t);
+  };
+  std::vector<std::thread> pool;
+  for (size_t i = 1; i < n_threads; ++i) pool.emplace_back(loop, std::ref(workers_[i]));
+  loop(workers_[0]);
+  for (auto& t : pool) t.join();
+}
+
+bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const {
+  if (incumbents_.empty() || r.k_max < 1) return false;
+  // A prefix usually survives for the same k as the one before it: try that k first.
+  const int first = std::min(w.k_hint, r.k_max);
+  if (!incumbents_.covers(bounds_.lower_bound(p, r, first, used_idle_watts), &w.hit)) {
+    return false;
+  }
+  for (int k = 1; k <= r.k_max; ++k) {
+    if (k == first) continue;
+    if (!incumbents_.covers(bounds_.lower_bound(p, r, k, used_idle_watts), &w.hit)) {
+      w.k_hint = k;
+      return false;
+    }
+  }
+  return true;
+}
+
+// Drops the state labels of device set `mask` at unit c that a label of the same set ending
+// on another device beats for every completion. Both continue with a link to a free device
+// f and then the same stages, so label y (last device j') beats x (last device j) when, for
+// every free f,
+//   y.L + link(j', f) <= x.L + link(j, f)  and  max(y.B, ser(j', f)) <= max(x.B, ser(j, f)),
+// and y.E <= x.E, y.M <= x.M. The sums are computed exactly as add_link computes them and
+// rounding is monotone, so y stays no worse through the rest of the plan. Labels are visited
+// in increasing (L + link to the first free device, B, E, M): every possible y of an x comes
+// before it, and only labels kept so far may drop a later one, so two equal labels never drop
+// each other. Returns how many labels were dropped; each (mask, j) range shrinks in place.
+int64_t Search::cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
+                             std::vector<Range>* state_ranges) const {
+  const int d = m_.n_devices();
+  const uint32_t free = (uint32_t{1} << d) - 1 - mask;
+  const auto ud = static_cast<size_t>(d);
+  int members = 0;
+  for (int j = 0; j < d; ++j)
+    members += (*state_ranges)[mask * ud + static_cast<size_t>(j)].count > 0;
+  if (members < 2 || free == 0) return 0;
+  std::vector<int> frees;
+  for (int f = 0; f < d; ++f) {
+    if ((free >> f & 1U) != 0) frees.push_back(f);
+  }
+  const size_t nf = frees.size();
+  std::vector<double> link(ud * nf), ser(ud * nf);  // [j][free f]
+  for (int j = 0; j < d; ++j) {
+    for (size_t k = 0; k < nf; ++k) {
+      link[static_cast<size_t>(j) * nf + k] = m_.link_s(j, frees[k], c);
+      ser[static_cast<size_t>(j) * nf + k] = m_.link_serialization_s(j, frees[k], c);
+    }
+  }
+  struct Entry {
+    double key, l, b, e, m;
+    uint32_t index;
+    int j;
+  };
+  std::vector<Entry> entries;
+  for (int j = 0; j < d; ++j) {
+    const Range r = (*state_ranges)[mask * ud + static_cast<size_t>(j)];
+    for (uint32_t i = r.offset; i < r.offset + r.count; ++i) {
+      const Label& x = (*labels)[i];
+      entries.push_back({x.v[0] + link[static_cast<size_t>(j) * nf], x.v[0], x.v[1],
+                         use_energy_ ? x.v[2] : 0.0, x.v[3], i, j});
+    }
+  }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    if (a.key != b.key) return a.key < b.key;
+    if (a.b != b.b) return a.b < b.b;
+    if (a.e != b.e) return a.e < b.e;
+    if (a.m != b.m) return a.m < b.m;
+    return a.index < b.index;
+  });
+  auto beats = [&](const Entry& y, const Entry& x) {
+    if (y.b > x.b || y.e > x.e || y.m > x.m) return false;
+    const double* ly = &link[static_cast<size_t>(y.j) * nf];
+    const double* lx = &link[static_cast<size_t>(x.j) * nf];
+    const double* sy = &ser[static_cast<size_t>(y.j) * nf];
+    const double* sx = &ser[static_cast<size_t>(x.j) * nf];
+    for (size_t k = 0; k < nf; ++k) {
+      if (y.l + ly[k] > x.l + lx[k] || std::max(y.b, sy[k]) > std::max(x.b, sx[k])) return false;
+    }
+    return true;
+  };
+  std::vector<const Entry*> kept;
+  std::vector<uint32_t> drop;
+  for (const Entry& x : entries) {
+    bool dropped = false;
+    for (auto it = kept.rbegin(); it != kept.rend() && !dropped; ++it) dropped = beats(**it, x);
+    if (dropped) {
+      drop.push_back(x.index);
+    } else {
+      kept.push_back(&x);
+    }
+  }
+  if (drop.empty()) return 0;
+  std::sort(drop.begin(), drop.end());
+  for (int j = 0; j < d; ++j) {
+    Range& r = (*state_ranges)[mask * ud + static_cast<size_t>(j)];
+    uint32_t out = r.offset;
+    for (uint32_t i = r.offset; i < r.offset + r.count; ++i) {
+      if (!std::binary_search(drop.begin(), drop.end(), i)) (*labels)[out++] = (*labels)[i];
+    }
+    r.count = out - r.offset;
+  }
+  return static_cast<int64_t>(drop.size());
+}
+
+// Appends the non-dominated labels of w.cand to `out`. After sorting by (latency,
+// bottleneck, energy, memory) a label can only be dominated by an earlier one, so one pass
+// against the kept ones suffices; equal vectors keep the first.
+void Search::keep_pareto(Worker& w, std::vector<Label>* out) const {
+  const bool e = use_energy_;
+  std::sort(w.cand.begin(), w.cand.end(), [e](const Label& a, const Label& b) {
+    if (a.v[0] != b.v[0]) return a.v[0] < b.v[0];
+    if (a.v[1] != b.v[1]) return a.v[1] < b.v[1];
+    if (e && a.v[2] != b.v[2]) return a.v[2] < b.v[2];
+    return a.v[3] < b.v[3];
+  });
+  w.kept.clear();
+  const double f = 1.0 + options_.epsilon;
+  for (const Label& x : w.cand) {
+    const double xb = x.v[1] * f, xe = e ? x.v[2] * f : 0.0, xm = x.v[3] * f;
+    bool dominated = false;
+    // Labels close in latency are the likeliest to dominate: scan the newest first.
+    for (auto y = w.kept.rbegin(); y != w.kept.rend(); ++y) {
+      if ((*y)[0] <= xb && (*y)[1] <= xe && (*y)[2] <= xm) {
+        dominated = true;
+        break;
+      }
+    }
+    if (dominated) continue;
+    w.kept.push_back({x.v[1], e ? x.v[2] : 0.0, x.v[3]});
+    out->push_back(x);
+  }
+}
+
+// Keeps the best label of w.cand for each of a few scores: each objective alone and sums of
+// objectives scaled by their least value in the set.
+void Search::keep_beam(Worker& w, std::vector<Label>* out) const {
+  std::array<double, 4> least{INFINITY, INFINITY, INFINITY, INFINITY};
+  for (const Label& x : w.cand) {
+    for (size_t k = 0; k < 4; ++k) least[k] = std::min(least[k], x.v[k]);
+  }
+  for (double& l : least) l = l > 0 ? 1.0 / l : 1.0;
+  if (!use_energy_) least[2] = 0;
+  // Weights on (latency, bottleneck, energy, memory) of each score.
+  static constexpr double kScores[][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1},
+                                          {1, 1, 0, 0}, {1, 0, 1, 0}, {1, 0, 0, 1}, {0, 1, 0, 1},
+                                          {0, 1, 1, 0}, {1, 1, 1, 1}, {2, 1, 1, 1}, {1, 2, 1, 1}};
+  std::array<size_t, std::size(kScores)> chosen{};
+  size_t n_chosen = 0;
+  for (const auto& weights : kScores) {
+    double best = INFINITY;
+    size_t best_i = 0;
+    for (size_t i = 0; i < w.cand.size(); ++i) {
+      double s = 0;
+      for (size_t k = 0; k < 4; ++k) s += weights[k] * least[k] * w.cand[i].v[k];
+      if (s < best) {
+        best = s;
+        best_i = i;
+      }
+    }
+    if (std::find(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen), best_i) ==
+        chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen)) {
+      chosen[n_chosen++] = best_i;
+    }
+  }
+  for (size_t i = 0; i < n_chosen; ++i) out->push_back(w.cand[chosen[i]]);
+}
+
+void Search::keep(Mode mode, Worker& w, std::vector<Label>* out) const {
+  if (w.cand.empty()) return;
+  if (mode == Mode::kBeam) {
+    keep_beam(w, out);
+  } else {
+    keep_pareto(w, out);
+  }
+}
+
+Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> incumbents,
+                                           SearchStats* stats) {
+  incumbents_ = internal::DominanceIndex(incumbents, use_energy_);
+  const bool prune = mode == Mode::kExact;
+  const int n = m_.n_units();
+  const int d = m_.n_devices();
+  const uint32_t n_masks = uint32_t{1} << d;
+  const uint32_t full = n_masks - 1;
+  const auto ud = static_cast<size_t>(d);
+  auto open_at = [&](int b, uint32_t mask, int j) {
+    return (static_cast<size_t>(b) * n_masks + mask) * ud + static_cast<size_t>(j);
+  };
+
+  std::vector<Range> open_ranges(static_cast<size_t>(n) * n_masks * ud);
+  std::vector<Range> state_ranges(n_masks * ud);
+  std::vector<Label> opens;
+  std::vector<Label> labels;
+  std::vector<Objectives> finals;
+  std::vector<std::pair<int32_t, uint32_t>> where;  // finals' (label, device mask)
+  std::vector<Task> tasks;
+  std::vector<TaskOutput> outputs;
+  int64_t dropped_here = 0;  // state labels cross_filter removed (their slots stay unused)
+  if (workers_.empty()) workers_.resize(1);
+
+  for (int j = 0; j < d; ++j) {
+    if (m_.interchangeable_below(j) != 0) continue;  // its class starts with a lower index
+    Partial p = m_.start(j);
+    const Rest r = bounds_.rest(full, 0, -1);
+    bounds_.clamp(&p, r);
+    if (!r.possible || (prune && beaten(workers_[0], p, r, idle_of(1U << j)))) continue;
+    open_ranges[open_at(0, 1U << j, j)] = {static_cast<uint32_t>(opens.size()), 1};
+    opens.push_back({to_array(p), -1, 0, static_cast<int16_t>(j)});
+  }
+
+  for (int c = 1; c <= n; ++c) {
+    // States at c: the last stage [b, c) on j after the open set (b, S, j).
+    tasks.clear();
+    for (uint32_t mask = 1; mask < n_masks; ++mask) {
+      const int k = std::popcount(mask);
+      if (k > c || (mask == full && c < n)) continue;
+      for (int j = 0; j < d; ++j) {
+        if ((mask >> j & 1U) != 0) tasks.push_back({mask, j});
+      }
+    }
+    outputs.assign(tasks.size(), {});
+    for_each_task(tasks.size(), [&](Worker& w, size_t t) {
+      const uint32_t mask = tasks[t].mask;
+      const int j = tasks[t].j;
+      const int k = std::popcount(mask);
+      // Most sets have nothing to extend: find out before computing bounds.
+      bool any = false;
+      for (int b = k - 1; b < c && !any; ++b) {
+        any = open_ranges[open_at(b, mask, j)].count > 0 && m_.stage(j, b, c).feasible;
+      }
+      if (!any) return;
+      const double idle = idle_of(mask);
+      Rest r;
+      if (c < n) {
+        r = bounds_.rest(full & ~mask, c, j);
+        if (!r.possible) return;
+      }
+      w.cand.clear();
+      for (int b = k - 1; b < c; ++b) {
+        const Range range = open_ranges[open_at(b, mask, j)];
+        if (range.count == 0 || !m_.stage(j, b, c).feasible) continue;
+        for (uint32_t o = range.offset; o < range.offset + range.count; ++o) {
+          Partial q = m_.add_stage(to_partial(opens[o]), j, b, c);
+          if (c < n) {
+            bounds_.clamp(&q, r);
+            if (prune && beaten(w, q, r, idle)) continue;
+          }
+          w.cand.push_back(
+              {to_array(q), opens[o].parent, static_cast<int16_t>(b), static_cast<int16_t>(j)});
+        }
+      }
+      TaskOutput& out = outputs[t];
+      out.candidates = static_cast<int64_t>(w.cand.size());
+      if (c < n) {
+        keep(mode, w, &out.labels);
+        return;
+      }
+      // Complete plans: compare their final objectives directly; one an incumbent is no worse
+      // than adds nothing (it is dominated by or equal to the incumbent).
+      for (const Label& x : w.cand) {
+        const Objectives o = m_.finish(to_partial(x), j, mask);
+        if (prune && !incumbents_.empty() && incumbents_.covers(o, &w.hit)) continue;
+        out.finals.push_back(o);
+        out.labels.push_back(x);
+      }
+    });
+    std::fill(state_ranges.begin(), state_ranges.end(), Range{});
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      TaskOutput& out = outputs[t];
+      stats->candidates += out.candidates;
+      stats->states += out.candidates > 0;
+      const auto start = static_cast<uint32_t>(labels.size());
+      for (size_t i = 0; i < out.finals.size(); ++i) {
+        finals.push_back(out.finals[i]);
+        where.emplace_back(static_cast<int32_t>(start + i), tasks[t].mask);
+      }
+      labels.insert(labels.end(), out.labels.begin(), out.labels.end());
+      state_ranges[tasks[t].mask * ud + static_cast<size_t>(tasks[t].j)] = {
+          start, static_cast<uint32_t>(out.labels.size())};
+    }
+    if (c < n) {
+      // Prefixes of one device set that end on different devices compete too.
+      tasks.clear();
+      for (uint32_t mask = 1; mask < full; ++mask) {
+        if (std::popcount(mask) <= c) tasks.push_back({mask, 0});
+      }
+      std::vector<int64_t> dropped(tasks.size(), 0);
+      for_each_task(tasks.size(), [&](Worker&, size_t t) {
+        dropped[t] = cross_filter(tasks[t].mask, c, &labels, &state_ranges);
+      });
+      for (const int64_t x : dropped) {
+        stats->cross_dropped += x;
+        dropped_here += x;
+      }
+    }
+    if (static_cast<int64_t>(labels.size() + opens.size()) > options_.max_labels) {
+      return resource_exhausted(
+          "the search holds over " + std::to_string(options_.max_labels) +
+          " partial plans at unit " + std::to_string(c) + " of " + std::to_string(n) +
+          "; bound it with an epsilon (--epsilon 0.01) or plan with fewer devices");
+    }
+    if (c == n) break;
+    // Open sets at c: every state (c, S - j, i) crossing the link i -> j.
+    tasks.clear();
+    for (uint32_t mask = 3; mask < n_masks; ++mask) {
+      const int k = std::popcount(mask);
+      if (k < 2 || k - 1 > c) continue;
+      for (int j = 0; j < d; ++j) {
+        if ((mask >> j & 1U) == 0) continue;
+        const uint32_t below = m_.interchangeable_below(j);
+        // An equal device of lower index must be in use already.
+        if (((mask & ~(1U << j)) & below) == below) tasks.push_back({mask, j});
+      }
+    }
+    outputs.assign(tasks.size(), {});
+    for_each_task(tasks.size(), [&](Worker& w, size_t t) {
+      const uint32_t mask = tasks[t].mask;
+      const int j = tasks[t].j;
+      const uint32_t prev = mask & ~(1U << j);
+      bool any = false;
+      for (int i = 0; i < d && !any; ++i)
+        any = state_ranges[prev * ud + static_cast<size_t>(i)].count > 0;
+      if (!any) return;
+      const Rest r = bounds_.rest((full & ~mask) | 1U << j, c, -1);
+      if (!r.possible) return;
+      const double idle = idle_of(mask);
+      w.cand.clear();
+      for (int i = 0; i < d; ++i) {
+        const Range range = state_ranges[prev * ud + static_cast<size_t>(i)];
+        for (uint32_t l = range.offset; l < range.offset + range.count; ++l) {
+          Partial q = m_.add_link(to_partial(labels[l]), i, j, c);
+          bounds_.clamp(&q, r);
+          if (prune && beaten(w, q, r, idle)) continue;
+          w.cand.push_back({to_array(q), static_cast<int32_t>(l), 0, 0});
+        }
+      }
+      outputs[t].candidates = static_cast<int64_t>(w.cand.size());
+      keep(mode, w, &outputs[t].labels);
+    });
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      const TaskOutput& out = outputs[t];
+      stats->candidates += out.candidates;
+      const auto start = static_cast<uint32_t>(opens.size());
+      opens.insert(opens.end(), out.labels.begin(), out.labels.end());
+      open_ranges[open_at(c, tasks[t].mask, tasks[t].j)] = {
+          start, static_cast<uint32_t>(out.labels.size())};
+    }
+    if (options_.progress && mode == Mode::kExact) options_.progress(c, n);
+  }
+  stats->labels += static_cast<int64_t>(labels.size() + opens.size());
+  stats->labels -= dropped_here;
+
+  stats->complete += static_cast<int64_t>(finals.size());
+  std::vector<PlanPoint> plans;
+  for (const size_t i : internal::pareto_indices(finals, use_energy_)) {
+    PlanPoint p;
+    p.objectives = finals[i];
+    p.device_mask = where[i].second;
+    int end = n;
+    for (int32_t l = where[i].first; l >= 0; l = labels[static_cast<size_t>(l)].parent) {
+      const Label& lab = labels[static_cast<size_t>(l)];
+      p.stages.push_back({lab.device, lab.begin, end});
+      end = lab.begin;
+    }
+    std::reverse(p.stages.begin(), p.stages.end());
+    plans.push_back(std::move(p));
+  }
+  return plans;
+}
+
+}  // namespace
+
+Result<Front> search_front(const CostModel& model, const SearchOptions& options) {
+  const double t0 = now_s();
+  const Bounds bounds(model);
+  Search search(model, options, bounds);
+  Front front;
+  front.exact = options.epsilon <= 0;
+  STRATA_ASSIGN_OR_RETURN(std::vector<PlanPoint> beam, search.run(Mode::kBeam, {}, &front.stats));
+  std::vector<Objectives> incumbents;
+  for (const auto& p : beam) incumbents.push_back(p.objectives);
+  front.stats.incumbents = static_cast<int64_t>(beam.size());
+  front.stats.beam_seconds = now_s() - t0;
+  STRATA_ASSIGN_OR_RETURN(std::vector<PlanPoint> exact,
+                          search.run(Mode::kExact, std::move(incumbents), &front.stats));
+  for (auto& p : beam) exact.push_back(std::move(p));
+  front.plans = pareto_filter(std::move(exact), model.energy_in_dominance());
+  if (options.progress) options.progress(model.n_units(), model.n_units());
+  front.stats.seconds = now_s() - t0;
+  return front;
+}
+
+}  // namespace strata::partitioner

@@ -1,0 +1,110 @@
+// Internals of the Pareto search shared by search.cpp, search_bounds.cpp and pareto.cpp.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "strata/partitioner/cost_model.h"
+#include "strata/partitioner/search.h"
+
+namespace strata::partitioner::internal {
+
+// Indices of the non-dominated entries of `objs` (one per distinct vector), sorted by
+// latency, then period, energy (when `use_energy`), memory pressure.
+std::vector<size_t> pareto_indices(const std::vector<Objectives>& objs, bool use_energy);
+
+// True when `a` is no worse than `b` in every objective (energy only when `use_energy`).
+inline bool weakly_dominates(const Objectives& a, const Objectives& b, bool use_energy) {
+  return a.latency_s <= b.latency_s && a.period_s <= b.period_s &&
+         (!use_energy || a.energy_j <= b.energy_j) && a.mem_pressure <= b.mem_pressure;
+}
+
+// A static set of objective vectors answering "is some vector of the set no worse than x in
+// every objective?" quickly: a k-d tree whose nodes keep the least value of each objective
+// below them, so whole subtrees that cannot hold such a vector are skipped.
+class DominanceIndex {
+ public:
+  DominanceIndex() = default;
+  DominanceIndex(const std::vector<Objectives>& points, bool use_energy);
+  bool empty() const { return points_.empty(); }
+  // True when some point is <= x in every objective (energy only when use_energy).
+  // `hint` (the caller's, one per thread) remembers the last covering point, tried first.
+  bool covers(const Objectives& x, int32_t* hint) const;
+
+ private:
+  using Vec = std::array<double, 4>;
+  struct Node {
+    Vec least;
+    int32_t begin, end;   // points_[begin, end) below this node
+    int32_t left, right;  // children, -1 for a leaf
+  };
+  int32_t build(int32_t begin, int32_t end);
+  std::vector<Vec> points_;
+  std::vector<Node> nodes_;
+};
+
+// What any completion adds to a prefix whose remaining units [c, n) all go to devices of a
+// set `free`: lower bounds, each shrunk by a relative 1e-9 so that rounding in the sums of
+// the cost model can never lift a bound above the true value. Some bounds depend on how many
+// devices k the completion uses (k = 1 .. k_max): more devices can share the work (a lower
+// bottleneck, lower memory pressure) but cost links and idle power. Every completion uses
+// some k, so a prefix is dead when, for every k, an incumbent beats its bound for that k.
+struct Rest {
+  static constexpr int kMaxK = 16;
+  bool possible = true;     // false: the free devices cannot hold the remaining units
+  double latency_s = 0;     // stages, the first link, the hop to the coordinator (any k)
+  double bottleneck_s = 0;  // the slowest remaining stage or first link (any k)
+  double energy_dyn_j = 0;  // (load - idle) x stage time of the remaining stages
+  double mem_pressure = 0;  // the highest remaining pressure (any k)
+  int k_max = 0;
+  double pair_link_s = 0;  // the least one-way time of a link between free devices
+  std::array<double, kMaxK + 1> bottleneck_k{};  // [k]: with only k devices
+  std::array<double, kMaxK + 1> pressure_k{};    // [k]
+  std::array<double, kMaxK + 1> idle_k{};        // [k]: idle watts the completion adds
+};
+
+// Lower bounds per (free device set, first remaining unit), precomputed when the tables fit
+// (2^12 sets x 131 units); without them the search stays exact but prunes less.
+class Bounds {
+ public:
+  explicit Bounds(const CostModel& model);
+  bool enabled() const { return enabled_; }
+
+  // For a prefix that still has to cross a link from device `from` (>= 0) into one of
+  // `free`, or (from = -1) already sits on a device of `free` that will take unit c.
+  Rest rest(uint32_t free, int c, int from) const;
+
+  // Raises p's bottleneck and memory pressure to what every completion reaches anyway
+  // (final throughput and memory pressure are maxima, so no final vector changes).
+  void clamp(Partial* p, const Rest& r) const;
+
+  // The objective vector no completion of `p` using k more devices can beat;
+  // `used_idle_watts` is the idle power of the prefix's devices (0 when energy is left out).
+  Objectives lower_bound(const Partial& p, const Rest& r, int k, double used_idle_watts) const;
+
+ private:
+  size_t at(uint32_t free, int c) const {
+    return free * static_cast<size_t>(n_ + 1) + static_cast<size_t>(c);
+  }
+  double makespan(const std::vector<int>& members, const std::vector<double>& rate, int u,
+                  uint32_t free) const;
+
+  const CostModel& m_;
+  int n_ = 0;
+  bool enabled_ = false;
+  uint32_t stream_mask_ = 0;  // devices that may stream weights (then memory is no bound)
+  std::vector<double> sum_s_, max_s_, makespan_s_, sum_e_, fill_s_, fill_e_;  // [free][c]
+  std::vector<uint8_t> fits_;                                                 // [free][c]
+  std::vector<double> budget_;                                                // [free]
+  std::vector<double> idle_;                                                  // [device]
+  double min_boundary_bytes_ = 0;
+  std::vector<double> pair_link_s_;  // [set]: least one-way link time between two members
+  std::vector<double> rate_;         // [device][c]: least seconds per byte of any unit >= c
+  double rate_at(int f, int c) const {
+    return rate_[static_cast<size_t>(f) * static_cast<size_t>(n_ + 1) + static_cast<size_t>(c)];
+  }
+  std::vector<double> need_;  // [c]
+};
+
+}  // namespace strata::partitioner::internal

@@ -1,0 +1,237 @@
+#include "strata/partitioner/cost_model.h"
+
+#include <gtest/gtest.h>
+
+namespace strata::partitioner {
+namespace {
+
+// Two units and two devices whose costs are easy to work out by hand.
+//   a: 2 GFLOP/token over 1 GB of f32 weights;  b: 0.1 GFLOP/token over 0.5 GB of q8_0,
+//   1000 B of KV per token.  X: 10 GB/s, 4 / 10 GFLOP/s gemv (f32 / q8_0), 2 GB budget.
+//   Y: 20 GB/s, 8 / 20 GFLOP/s, 1 GB budget.  X-Y: 2 ms round trip, 8 Mbit/s.
+struct Tiny {
+  LayerTable table;
+  std::vector<DeviceCaps> devices;
+  PlanSettings settings;
+
+  Tiny() {
+    table.input_bytes_per_token = 4;
+    table.units.push_back({"a",
+                           UnitKind::kBlock,
+                           2e9,
+                           0,
+                           1'000'000'000,
+                           {{"f32", 1'000'000'000}},
+                           1'000'000'000,
+                           1000,
+                           0});
+    table.units.push_back({"b",
+                           UnitKind::kBlock,
+                           1e8,
+                           0,
+                           500'000'000,
+                           {{"q8_0", 500'000'000}},
+                           500'000'000,
+                           500,
+                           1000});
+    DeviceCaps x;
+    x.name = "X";
+    x.mem_budget_bytes = 2'000'000'000;
+    x.mem_read_gb_per_s = 10;
+    x.gemv_gflops = {{"f32", 4}, {"q8_0", 10}};
+    x.gemm_gflops = {{"f32", 20}, {"q8_0", 50}};
+    x.idle_watts = 2;
+    x.load_watts = 10;
+    DeviceCaps y = x;
+    y.name = "Y";
+    y.mem_budget_bytes = 1'000'000'000;
+    y.mem_read_gb_per_s = 20;
+    y.gemv_gflops = {{"f32", 8}, {"q8_0", 20}};
+    y.idle_watts = 1;
+    y.load_watts = 5;
+    devices = {x, y};
+    settings.sequences = 2;
+    settings.prompt_len = 10;
+    settings.context = 100;  // decode position (10 + 100) / 2 = 55
+  }
+  CostModel build() const {
+    LinkTable links({"X", "Y"}, Link{});
+    links.set(0, 1, {2.0, 8.0, false});
+    auto m = CostModel::build(table, devices, links, settings);
+    STRATA_CHECK_MSG(m.ok(), m.status().to_string());
+    return std::move(m).value();
+  }
+};
+
+TEST(CostModel, StageTimesAreRooflinesSummedOverUnits) {
+  const CostModel m = Tiny().build();
+  EXPECT_EQ(m.decode_position(), 55);
+  // a on X: compute 2e9 / 4e9 = 0.5 s beats reading 1e9 B at 10 GB/s = 0.1 s.
+  EXPECT_DOUBLE_EQ(m.unit_decode_s(0, 0), 0.5);
+  // b on X: reading 5e8 + 55 x 1000 B of KV at 10 GB/s beats 1e8 / 10e9.
+  EXPECT_DOUBLE_EQ(m.unit_decode_s(0, 1), 500'055'000 / 10e9);
+  const StageCost& both = m.stage(0, 0, 2);
+  ASSERT_TRUE(both.feasible);
+  EXPECT_DOUBLE_EQ(both.decode_s, 0.5 + 500'055'000 / 10e9);
+  // Prefill of 10 tokens: a at 20 GFLOP/s gemm (1 s); b is bound by reading its weights.
+  EXPECT_DOUBLE_EQ(both.prefill_s, 1.0 + 0.05);
+  // Memory: weights, KV for 100 positions x 2 sequences, 4 x 10 tokens x the largest
+  // activation (1000 B).
+  EXPECT_EQ(both.kv_bytes, 1000 * 100 * 2);
+  EXPECT_EQ(both.buffer_bytes, 4 * 10 * 1000);
+  EXPECT_EQ(both.used_bytes, 1'500'000'000 + 200'000 + 40'000);
+  EXPECT_DOUBLE_EQ(both.mem_pressure, 1'500'240'000 / 2e9);
+  // Y cannot hold a: short by what is over its budget.
+  const StageCost& a_on_y = m.stage(1, 0, 1);
+  EXPECT_FALSE(a_on_y.feasible);
+  EXPECT_EQ(a_on_y.short_bytes, 1'000'000'000 + 40'000 - 1'000'000'000);
+}
+
+TEST(CostModel, PlanObjectivesByHand) {
+  const CostModel m = Tiny().build();
+  auto o = m.evaluate({{0, 0, 1}, {1, 1, 2}});
+  ASSERT_TRUE(o.ok()) << o.status().to_string();
+  const double t_x = 0.5;
+  const double t_y = 500'055'000 / 20e9;  // b on Y is bound by memory too
+  const double link = 1e-3 + 1000 * 8 / 8e6;
+  EXPECT_DOUBLE_EQ(o->latency_s, t_x + link + t_y);
+  // Two sequences in flight: the bottleneck stage (0.5 s) limits more than latency / 2.
+  EXPECT_DOUBLE_EQ(o->period_s, 0.5);
+  EXPECT_DOUBLE_EQ(o->throughput_tok_per_s(), 2.0);
+  // (load - idle) x stage time, plus every device's idle power over the period.
+  EXPECT_DOUBLE_EQ(o->energy_j, 8 * t_x + 4 * t_y + (2 + 1) * 0.5);
+  EXPECT_DOUBLE_EQ(o->mem_pressure, 500'240'000 / 1e9);
+  // One device: latency-bound with two in flight? No: one stage is always the bottleneck.
+  auto single = m.evaluate({{0, 0, 2}});
+  ASSERT_TRUE(single.ok());
+  EXPECT_DOUBLE_EQ(single->period_s, single->latency_s);
+  EXPECT_DOUBLE_EQ(single->energy_j, 8 * single->latency_s + 2 * single->latency_s);
+}
+
+TEST(CostModel, ThroughputIsLatencyBoundWithFewSequences) {
+  Tiny t;
+  t.settings.sequences = 1;
+  const CostModel m = t.build();
+  auto o = m.evaluate({{0, 0, 1}, {1, 1, 2}});
+  ASSERT_TRUE(o.ok());
+  EXPECT_DOUBLE_EQ(o->period_s, o->latency_s);
+}
+
+TEST(CostModel, CoordinatorHopsAddToLatency) {
+  Tiny t;
+  t.settings.coordinator = PlanSettings::Coordinator::kDevice;
+  t.settings.coordinator_device = 0;
+  const CostModel m = t.build();
+  auto o = m.evaluate({{0, 0, 1}, {1, 1, 2}});
+  ASSERT_TRUE(o.ok());
+  // The token comes in on X itself; the sampled token (b's 500 B out) goes back over X-Y.
+  const double back = 1e-3 + 500 * 8 / 8e6;
+  EXPECT_DOUBLE_EQ(o->latency_s, 0.5 + (1e-3 + 1000 * 8 / 8e6) + 500'055'000 / 20e9 + back);
+  EXPECT_EQ(m.coord_in_s(0), 0.0);
+  EXPECT_DOUBLE_EQ(m.coord_out_s(1), back);
+}
+
+TEST(CostModel, StreamingFillsTheBudgetAndReadsTheRestFromStorage) {
+  LayerTable table;
+  for (int i = 0; i < 4; ++i) {
+    table.units.push_back({"u" + std::to_string(i),
+                           UnitKind::kBlock,
+                           1e6,
+                           0,
+                           100'000'000,
+                           {{"q4_0", 100'000'000}},
+                           100'000'000,
+                           1000,
+                           0});
+  }
+  DeviceCaps d;
+  d.name = "pi";
+  d.mem_budget_bytes = 250'000'000;
+  d.mem_read_gb_per_s = 10;
+  d.gemv_gflops = {{"q4_0", 20}};
+  d.gemm_gflops = {{"q4_0", 50}};
+  d.storage_read_mb_per_s = 400;
+  PlanSettings s;
+  s.prompt_len = 1;
+  s.context = 1;
+  s.sequences = 1;
+  auto without = CostModel::build(table, {d}, LinkTable({"pi"}, Link{}), s);
+  ASSERT_TRUE(without.ok());
+  EXPECT_FALSE(without->stage(0, 0, 4).feasible);
+  s.allow_streaming = true;
+  auto with = CostModel::build(table, {d}, LinkTable({"pi"}, Link{}), s);
+  ASSERT_TRUE(with.ok());
+  const StageCost& st = with->stage(0, 0, 4);
+  ASSERT_TRUE(st.feasible);
+  const int64_t buffers = 4 * 1 * 1000;
+  const int64_t ring = 2 * 100'000'000;
+  EXPECT_EQ(st.resident_bytes, 250'000'000 - buffers - ring);
+  EXPECT_EQ(st.streamed_bytes, 400'000'000 - st.resident_bytes);
+  EXPECT_EQ(st.buffer_bytes, buffers + ring);
+  EXPECT_DOUBLE_EQ(st.mem_pressure, 1.0);
+  EXPECT_DOUBLE_EQ(st.stream_s, static_cast<double>(st.streamed_bytes) / 400e6);
+  EXPECT_DOUBLE_EQ(st.decode_s, std::max(st.compute_s, st.stream_s));
+  EXPECT_GT(st.stream_s, st.compute_s);  // storage, not memory, limits this stage
+  // Without storage figures a device cannot stream.
+  d.storage_read_mb_per_s = 0;
+  auto nostore = CostModel::build(table, {d}, LinkTable({"pi"}, Link{}), s);
+  ASSERT_TRUE(nostore.ok());
+  EXPECT_FALSE(nostore->stage(0, 0, 4).feasible);
+}
+
+TEST(CostModel, EnergyIsUnknownWithoutPowerFigures) {
+  Tiny t;
+  t.devices[1].idle_watts.reset();
+  const CostModel m = t.build();
+  EXPECT_FALSE(m.energy_in_dominance());
+  auto split = m.evaluate({{0, 0, 1}, {1, 1, 2}});
+  ASSERT_TRUE(split.ok());
+  EXPECT_TRUE(std::isnan(split->energy_j));
+  auto alone = m.evaluate({{0, 0, 2}});
+  ASSERT_TRUE(alone.ok());
+  EXPECT_FALSE(std::isnan(alone->energy_j));  // X alone has power figures
+}
+
+TEST(CostModel, BadPlansAndSettings) {
+  const CostModel m = Tiny().build();
+  EXPECT_FALSE(m.evaluate({}).ok());
+  EXPECT_FALSE(m.evaluate({{0, 0, 1}}).ok());             // does not cover b
+  EXPECT_FALSE(m.evaluate({{0, 0, 1}, {0, 1, 2}}).ok());  // X twice
+  EXPECT_FALSE(m.evaluate({{1, 0, 1}, {0, 1, 2}}).ok());  // a does not fit on Y
+  EXPECT_FALSE(m.evaluate({{0, 1, 2}}).ok());             // starts past unit 0
+  Tiny t;
+  t.settings.prompt_len = 200;
+  LinkTable links({"X", "Y"}, Link{});
+  auto bad = CostModel::build(t.table, t.devices, links, t.settings);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--prompt-len 200 exceeds --context 100"),
+            std::string::npos);
+  Tiny g;
+  g.devices[0].gemv_gflops.erase("q8_0");
+  auto gap = CostModel::build(g.table, g.devices, links, g.settings);
+  ASSERT_FALSE(gap.ok());
+  EXPECT_NE(gap.status().message().find("device 'X'"), std::string::npos);
+  EXPECT_NE(gap.status().message().find("compute.gemv_gflops.q8_0.threads_all"), std::string::npos);
+  Tiny dup;
+  dup.devices[1].name = "X";
+  EXPECT_FALSE(
+      CostModel::build(dup.table, dup.devices, LinkTable({"X", "X"}, Link{}), dup.settings).ok());
+}
+
+TEST(CostModel, InterchangeableDevices) {
+  Tiny t;
+  t.devices.push_back(t.devices[1]);
+  t.devices[2].name = "Y2";
+  LinkTable links({"X", "Y", "Y2"}, Link{});
+  auto m = CostModel::build(t.table, t.devices, links, t.settings);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->interchangeable_below(2), 1U << 1);
+  EXPECT_EQ(m->interchangeable_below(1), 0U);
+  links.set(0, 2, {5, 100, false});  // Y2 now sits behind a different link
+  auto n = CostModel::build(t.table, t.devices, links, t.settings);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(n->interchangeable_below(2), 0U);
+}
+
+}  // namespace
+}  // namespace strata::partitioner
