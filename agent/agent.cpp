@@ -446,7 +446,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions& options) {
       return invalid_argument(
           "--emulate needs --profile: this machine's profile (strata profile -o FILE)");
     }
-    STRATA_ASSIGN_OR_RETURN(Pace p, load_pace(o.local_profile, o.emulate_profile, "q4_0"));
+    STRATA_ASSIGN_OR_RETURN(Pace p, load_pace(o.local_profile, o.emulate_profile, "q4_0", o.n_threads));
     pace = p;
   }
   std::error_code ec;

@@ -28,24 +28,26 @@ Result<nlohmann::json> load_json(const std::string& path) {
   return j;
 }
 
-Result<double> gemm(const nlohmann::json& doc, const std::string& file, const std::string& dtype) {
-  Result<double> g = figure(doc, file, "/compute/gemm_gflops/" + dtype + "/threads_all/value");
+Result<double> gemm(const nlohmann::json& doc, const std::string& file, const std::string& dtype,
+                    const std::string& threads) {
+  Result<double> g = figure(doc, file, "/compute/gemm_gflops/" + dtype + "/" + threads + "/value");
   if (g.ok()) return g;
-  return figure(doc, file, "/compute/gemm_gflops/f32/threads_all/value");
+  return figure(doc, file, "/compute/gemm_gflops/f32/" + threads + "/value");
 }
 
 }  // namespace
 
 Result<Pace> load_pace(const std::string& local_profile, const std::string& reference_profile,
-                       const std::string& dtype) {
+                       const std::string& dtype, int n_threads) {
+  const std::string local_threads = n_threads == 1 ? "threads_1" : "threads_all";
   STRATA_ASSIGN_OR_RETURN(const nlohmann::json local, load_json(local_profile));
   STRATA_ASSIGN_OR_RETURN(const nlohmann::json ref, load_json(reference_profile));
   STRATA_ASSIGN_OR_RETURN(const double bw_local,
-                          figure(local, local_profile, "/memory/read_gb_per_s/threads_all/value"));
+                          figure(local, local_profile, "/memory/read_gb_per_s/" + local_threads + "/value"));
   STRATA_ASSIGN_OR_RETURN(const double bw_ref, figure(ref, reference_profile,
                                                       "/memory/read_gb_per_s/threads_all/value"));
-  STRATA_ASSIGN_OR_RETURN(const double gemm_local, gemm(local, local_profile, dtype));
-  STRATA_ASSIGN_OR_RETURN(const double gemm_ref, gemm(ref, reference_profile, dtype));
+  STRATA_ASSIGN_OR_RETURN(const double gemm_local, gemm(local, local_profile, dtype, local_threads));
+  STRATA_ASSIGN_OR_RETURN(const double gemm_ref, gemm(ref, reference_profile, dtype, "threads_all"));
   Pace p;
   p.reference_name = ref.value("name", reference_profile);
   const double raw_decode = bw_local / bw_ref;

@@ -24,8 +24,10 @@ struct Pace {
 // `dtype` ("q4_0", ...; the GEMM figure of that type, falling back to f32). Factors below 1
 // (a reference faster than this machine) cannot be emulated and are clamped to 1, said in
 // `note`. Errors name the file and the missing figure.
+// `n_threads` is the agent's thread count: this machine's 1-thread figures are used for a
+// 1-thread agent, its all-thread figures otherwise (the reference always at all threads).
 Result<Pace> load_pace(const std::string& local_profile, const std::string& reference_profile,
-                       const std::string& dtype);
+                       const std::string& dtype, int n_threads);
 
 // Steps with at most this many tokens are paced as decode steps.
 inline constexpr uint32_t kDecodeLikeTokens = 8;
