@@ -187,11 +187,12 @@ struct Shape {
 constexpr Shape kShapes[] = {{2048, 2048}, {512, 2048}, {8192, 2048}, {2048, 8192}, {32000, 2048}};
 constexpr DType kTypes[] = {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kBF16, DType::kF32};
 
-// Every matmul of one decode step of the 1.1B Llama shape (16 layers of q, k, v, o, gate, up,
-// down, then the output head), one token, back to back on distinct weights (~0.6 GB in Q4_0):
-// the weight streaming and dispatch cost of decode without attention and norms. tok/s is the
-// decode rate these matmuls alone would allow; GB/s is weight bytes per second.
-void bm_decode_matmuls(benchmark::State& state, DType type, int threads) {
+// Every matmul of one forward step of the 1.1B Llama shape (16 layers of q, k, v, o, gate,
+// up, down on n_tokens tokens, then the output head on the last token), back to back on
+// distinct weights (~0.6 GB in Q4_0): with n_tokens = 1 the weight streaming and dispatch
+// cost of decode, with 128 the matmul cost of prefill, without attention and norms. tok/s is
+// the rate these matmuls alone would allow; GB/s is weight bytes per second.
+void bm_model_matmuls(benchmark::State& state, DType type, int64_t n_tokens, int threads) {
   constexpr int kLayers = 16;
   const Shape layer[] = {{2048, 2048}, {512, 2048},  {512, 2048}, {2048, 2048},
                          {8192, 2048}, {8192, 2048}, {2048, 8192}};
@@ -214,17 +215,19 @@ void bm_decode_matmuls(benchmark::State& state, DType type, int threads) {
   for (int l = 0; l < kLayers; ++l)
     for (const Shape& s : layer) add(s.rows, s.cols);
   add(32000, 2048);
-  std::vector<float> x(8192, 0.01f);
-  std::vector<float> y(32000);
+  std::vector<float> x(static_cast<size_t>(8192 * n_tokens), 0.01f);
+  std::vector<float> y(static_cast<size_t>(32000 * n_tokens));
   ThreadPool pool(threads);
   MatmulScratch scratch;
   for (auto _ : state) {
-    for (const WeightView& w : views) {
-      matmul(w, x.data(), 1, y.data(), w.rows, pool, scratch);
+    for (size_t i = 0; i < views.size(); ++i) {
+      const int64_t n = i + 1 == views.size() ? 1 : n_tokens;
+      matmul(views[i], x.data(), n, y.data(), views[i].rows, pool, scratch);
     }
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["tok/s"] = benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tok/s"] = benchmark::Counter(static_cast<double>(n_tokens),
+                                               benchmark::Counter::kIsIterationInvariantRate);
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(total) / 1e9,
                                               benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -261,13 +264,15 @@ void register_all() {
         ->UseRealTime();
   }
   for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
-    for (int threads : {1, 2}) {
-      const std::string name = "decode_matmuls/" +
-                               std::string(*dtype_name(static_cast<uint32_t>(type))) +
-                               "/threads:" + std::to_string(threads);
-      benchmark::RegisterBenchmark(name.c_str(), bm_decode_matmuls, type, threads)
-          ->UseRealTime()
-          ->Unit(benchmark::kMillisecond);
+    for (int64_t n_tokens : {1, 128}) {
+      for (int threads : {1, 2}) {
+        const std::string name =
+            "model_matmuls/" + std::string(*dtype_name(static_cast<uint32_t>(type))) +
+            "/n:" + std::to_string(n_tokens) + "/threads:" + std::to_string(threads);
+        benchmark::RegisterBenchmark(name.c_str(), bm_model_matmuls, type, n_tokens, threads)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
     }
   }
   for (DType type : kTypes) {

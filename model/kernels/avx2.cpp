@@ -45,7 +45,6 @@ int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
 bool is_q8_dot(DType t) { return t == DType::kQ4_0 || t == DType::kQ8_0; }
 
 float hsum(__m256 v) {
-  // extractf128(v, 0) rather than a cast, which makes GCC 12 keep tile accumulators in memory.
   __m128 a = _mm_add_ps(_mm256_extractf128_ps(v, 0), _mm256_extractf128_ps(v, 1));
   a = _mm_add_ps(a, _mm_movehl_ps(a, a));
   a = _mm_add_ss(a, _mm_movehdup_ps(a));

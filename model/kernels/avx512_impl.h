@@ -53,8 +53,6 @@ int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
 bool is_q8_dot(DType t) { return t == DType::kQ4_0 || t == DType::kQ8_0; }
 
 float hsum(__m512 v) {
-  // extractf32x8(v, 0) rather than a cast: with the cast GCC 12 keeps every tile
-  // accumulator in memory and stores it on each iteration.
   const __m256 a = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
   __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   b = _mm_add_ps(b, _mm_movehl_ps(b, b));
