@@ -71,7 +71,8 @@ Result<int64_t> positive(const GgufFile& f, const char* key) {
 std::vector<const GgufTensorInfo*> layer_tensors(const GgufFile& f, int64_t layer, Part part) {
   std::vector<const GgufTensorInfo*> out;
   for (const TensorSlot& s : kSlots) {
-    if (part != Part::kAll && s.part != part) continue;
+    const bool front = part == Part::kFront && (s.part == Part::kAttn || s.part == Part::kGate);
+    if (part != Part::kAll && s.part != part && !front) continue;
     const GgufTensorInfo* t = f.find_tensor(tensor_name(layer, s.suffix));
     STRATA_CHECK_MSG(t != nullptr, "layer tensor missing after Model::load");
     out.push_back(t);

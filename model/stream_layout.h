@@ -29,9 +29,10 @@ inline constexpr const char* kKeyBundleOffsets = "strata.stream.bundle_offsets";
 // second request.
 inline constexpr int64_t kMergeGapBytes = 64 << 10;
 
-// Which of a layer's tensors: everything, the part streamed in sparse mode (norms and
-// attention), the gate, or the FFN's up and down.
-enum class Part { kAll, kAttn, kGate, kUpDown };
+// Which of a layer's tensors: everything; norms and attention (what sparse mode streams);
+// the gate; norms, attention and gate (the first half a dense layer is read in); the FFN's up
+// and down (the second).
+enum class Part { kAll, kAttn, kGate, kFront, kUpDown };
 
 std::vector<const GgufTensorInfo*> layer_tensors(const GgufFile& f, int64_t layer, Part part);
 

@@ -1,7 +1,8 @@
 // StreamingWeights: the resident set stays in the file's mapping, pinned; streamed layers are
 // read by a reader thread into a ring of lookahead + 1 aligned buffers in the order the engine
-// asks for them (its layer range, cyclically), so that layer i + 1 (and i + 2) are read while
-// layer i is computed. Streamed layers never go through the mapping: touching them there would
+// uses them (its layer range, cyclically; a dense layer in two halves: norms, attention and
+// gate for acquire(), up and down for ffn_up_down()), so that the next halves are read while
+// the engine computes. Streamed layers never go through the mapping: touching them there would
 // fault them into the page cache and the process's RSS, which is what the budget rules out.
 #include <sys/mman.h>
 
@@ -65,7 +66,11 @@ class StreamingWeights::Impl {
       lock_note_ = "mlock refused (RLIMIT_MEMLOCK): read buffers are not locked";
     }
     if (!lock_note_.empty()) notes_.push_back(lock_note_);
-    order_ = ip_.plan.streamed_layers;
+    for (int64_t layer : ip_.plan.streamed_layers) {
+      for (size_t i = 0; i < plan_of(layer).units.size(); ++i) {
+        order_.push_back(Unit{layer, static_cast<int>(i)});
+      }
+    }
     reader_ = std::thread([this] { reader_loop(); });
     return {};
   }
@@ -81,30 +86,9 @@ class StreamingWeights::Impl {
       ++stats_.forward_calls;
       if (sparse_) sparse_->begin_call();
     }
-    const LayerPlan& lp = plan_of(layer);
-    if (lp.resident) return &model_.layer(layer);
+    if (plan_of(layer).resident) return &model_.layer(layer);
     std::unique_lock<std::mutex> lock(mu_);
-    const double t0 = now_s();
-    Slot* s = slot_of(layer);
-    // Not read or being read: fine when the reader takes it next into a free buffer; otherwise
-    // every buffer holds a layer the engine skipped (a new start, a retry after an error).
-    const bool free_slot = std::any_of(slots_.begin(), slots_.end(),
-                                       [](const Slot& x) { return x.state == State::kFree; });
-    if (s == nullptr && (order_[next_] != layer || !free_slot)) restart_at(layer, lock);
-    cv_.wait(lock, [&] {
-      s = slot_of(layer);
-      return s != nullptr && s->state != State::kReading;
-    });
-    stats_.wait_s += now_s() - t0;
-    if (s->state == State::kFailed) {
-      Status st = s->status;
-      s->state = State::kFree;
-      s->layer = -1;
-      cv_.notify_all();
-      return st.with_context("reading layer " + std::to_string(layer));
-    }
-    s->state = State::kInUse;
-    stats_.bytes_used += lp.unit.buffer_bytes;
+    STRATA_ASSIGN_OR_RETURN(Slot * s, take(Unit{layer, 0}, lock));
     return &s->views;
   }
 
@@ -112,17 +96,25 @@ class StreamingWeights::Impl {
     if (plan_of(layer).resident) return;
     std::lock_guard<std::mutex> lock(mu_);
     for (Slot& s : slots_) {
-      if (s.layer == layer && s.state == State::kInUse) {
-        s.state = State::kFree;
-        s.layer = -1;
-      }
+      if (s.unit.layer == layer && s.state == State::kInUse) free(s);
     }
     cv_.notify_all();
   }
 
   Result<FfnUpDown> ffn_up_down(int64_t layer, const LayerWeights& w, const float* gate,
                                 int64_t n_tokens) {
-    if (!sparse_ || plan_of(layer).resident) return FfnUpDown{w.ffn_up, w.ffn_down};
+    if (plan_of(layer).resident) return FfnUpDown{w.ffn_up, w.ffn_down};
+    if (!sparse_) {
+      // The front half is done with (the engine uses only what this returns from here on):
+      // its buffer goes back to the reader, and the layer's up and down come from the ring.
+      std::unique_lock<std::mutex> lock(mu_);
+      for (Slot& s : slots_) {
+        if (s.unit.layer == layer && s.unit.index == 0 && s.state == State::kInUse) free(s);
+      }
+      cv_.notify_all();
+      STRATA_ASSIGN_OR_RETURN(Slot * s, take(Unit{layer, 1}, lock));
+      return FfnUpDown{s->views.ffn_up, s->views.ffn_down};
+    }
     stream::SparseCounters c;
     Result<FfnUpDown> r = sparse_->load(layer, w, gate, n_tokens, &c);
     std::lock_guard<std::mutex> lock(mu_);
@@ -153,46 +145,79 @@ class StreamingWeights::Impl {
 
  private:
   enum class State { kFree, kReading, kReady, kInUse, kFailed };
+  // What a ring buffer holds: unit `index` of LayerPlan::units of `layer`.
+  struct Unit {
+    int64_t layer = -1;
+    int index = 0;
+    bool operator==(const Unit& o) const { return layer == o.layer && index == o.index; }
+  };
   struct Slot {
     AlignedBuffer buf;
-    int64_t layer = -1;
+    Unit unit;
     State state = State::kFree;
     Status status;
-    LayerWeights views;
+    LayerWeights views;  // the unit's tensors in buf; the others as the model has them
   };
 
   const LayerPlan& plan_of(int64_t layer) const {
     return ip_.layers[static_cast<size_t>(layer - ip_.layer_begin)];
   }
 
-  Slot* slot_of(int64_t layer) {
+  Slot* slot_of(const Unit& u) {
     for (Slot& s : slots_) {
-      if (s.layer == layer && s.state != State::kFree) return &s;
+      if (s.unit == u && s.state != State::kFree) return &s;
     }
     return nullptr;
   }
 
-  // The engine asked for a layer out of the read order (a new range start, or a retry after an
-  // error): drop what was read ahead and continue from `layer`.
-  void restart_at(int64_t layer, std::unique_lock<std::mutex>& lock) {
+  void free(Slot& s) {
+    s.state = State::kFree;
+    s.unit = Unit{};
+  }
+
+  // Waits until unit `u` is in a buffer and marks it in use. A unit neither read nor being
+  // read is fine when the reader takes it next into a free buffer; otherwise every buffer
+  // holds units the engine skipped (a new start, a retry after an error) and reading restarts
+  // at `u`. A failed read frees its buffer and returns the error.
+  Result<Slot*> take(const Unit& u, std::unique_lock<std::mutex>& lock) {
+    const double t0 = now_s();
+    const bool free_slot = std::any_of(slots_.begin(), slots_.end(),
+                                       [](const Slot& x) { return x.state == State::kFree; });
+    if (slot_of(u) == nullptr && (!(order_[next_] == u) || !free_slot)) restart_at(u, lock);
+    Slot* s = nullptr;
+    cv_.wait(lock, [&] {
+      s = slot_of(u);
+      return s != nullptr && s->state != State::kReading;
+    });
+    stats_.wait_s += now_s() - t0;
+    if (s->state == State::kFailed) {
+      Status st = s->status;
+      free(*s);
+      cv_.notify_all();
+      return st.with_context("reading layer " + std::to_string(u.layer));
+    }
+    s->state = State::kInUse;
+    stats_.bytes_used += plan_of(u.layer).units[static_cast<size_t>(u.index)].buffer_bytes;
+    return s;
+  }
+
+  void restart_at(const Unit& u, std::unique_lock<std::mutex>& lock) {
     cv_.wait(lock, [&] {
       return std::none_of(slots_.begin(), slots_.end(),
                           [](const Slot& s) { return s.state == State::kReading; });
     });
     for (Slot& s : slots_) {
-      if (s.state != State::kInUse) {
-        s.state = State::kFree;
-        s.layer = -1;
-      }
+      if (s.state != State::kInUse) free(s);
     }
-    next_ = static_cast<size_t>(std::find(order_.begin(), order_.end(), layer) - order_.begin());
+    next_ = static_cast<size_t>(std::find(order_.begin(), order_.end(), u) - order_.begin());
+    STRATA_CHECK(next_ < order_.size());
     cv_.notify_all();
   }
 
   void reader_loop() {
     while (true) {
       Slot* s = nullptr;
-      int64_t layer = 0;
+      Unit u;
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] {
@@ -206,15 +231,15 @@ class StreamingWeights::Impl {
           return false;
         });
         if (stop_) return;
-        layer = order_[next_];
+        u = order_[next_];
         next_ = (next_ + 1) % order_.size();
-        s->layer = layer;
+        s->unit = u;
         s->state = State::kReading;
       }
-      const LayerPlan& lp = plan_of(layer);
+      const stream::UnitLayout& layout = plan_of(u.layer).units[static_cast<size_t>(u.index)];
       std::vector<ReadOp> ops;
       int64_t at = 0;
-      for (const stream::Extent& e : lp.unit.extents) {
+      for (const stream::Extent& e : layout.extents) {
         ops.push_back(ReadOp{e.offset, e.bytes, s->buf.data() + at, e.need_end});
         at += e.bytes;
       }
@@ -226,9 +251,10 @@ class StreamingWeights::Impl {
       if (st.ok()) {
         stats_.bytes_read += at;
         stats_.reads += static_cast<int64_t>(ops.size());
-        s->views = stream::views_into(model_.layer(layer), layer, lp.unit, s->buf.data());
-        if (ip_.plan.sparse) {
-          // Up and down come from the sparse loader; the mapping must never serve them.
+        s->views = stream::views_into(model_.layer(u.layer), u.layer, layout, s->buf.data());
+        if (u.index == 0) {
+          // Up and down come from ffn_up_down (the second unit, or the sparse loader): the
+          // mapping must never serve them.
           s->views.ffn_up.data = nullptr;
           s->views.ffn_down.data = nullptr;
         }
@@ -297,8 +323,8 @@ class StreamingWeights::Impl {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Slot> slots_;
-  std::vector<int64_t> order_;  // streamed layers in the engine's order
-  size_t next_ = 0;             // index in order_ of the next layer to read
+  std::vector<Unit> order_;  // streamed units in the engine's order
+  size_t next_ = 0;          // index in order_ of the next unit to read
   bool stop_ = false;
   std::thread reader_;
   StreamStats stats_;

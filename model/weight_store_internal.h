@@ -11,7 +11,9 @@ namespace strata::model::stream {
 
 struct LayerPlan {
   bool resident = false;
-  UnitLayout unit;  // streamed layers: what the ring reads (the whole layer, or kAttn sparse)
+  // Streamed layers: what the ring reads, in the order the engine uses it. Dense: kFront
+  // (acquire) then kUpDown (ffn_up_down), so a ring buffer holds half a layer; sparse: kAttn.
+  std::vector<UnitLayout> units;
   // Sparse: the layer's bundles start here (absolute offset); geometry of its bundles.
   int64_t bundle_offset = 0;
   BundleGeometry bundles;

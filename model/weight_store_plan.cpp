@@ -1,9 +1,9 @@
 // plan_streaming: which layers stay, which stream, and how the budget is spent.
 //
 // Budget rules (docs/STREAMING.md): the pinned set (token_embd, output_norm, output) and, when
-// anything streams, a ring of lookahead + 1 layer buffers come first; whole layers are kept
-// with what is left, spread evenly over the range so that the reader keeps reading while the
-// engine computes a kept layer (kept layers grouped at one end would leave the reader idle
+// anything streams, a ring of lookahead + 1 buffers of half a layer each come first; whole layers
+// are kept with what is left, spread evenly over the range so that the reader keeps reading while
+// the engine computes a kept layer (kept layers grouped at one end would leave the reader idle
 // through them once the ring is full). In sparse mode the ring holds only norms and attention,
 // the gates of streamed layers are kept, the FFN is read as bundles into two dense-shaped
 // buffers, and what is left over after whole layers caches bundles (the window).
@@ -41,26 +41,6 @@ std::vector<int64_t> spread(int64_t n, int64_t k) {
 }
 
 std::string mb(int64_t bytes) { return format_bytes(static_cast<double>(bytes)); }
-
-UnitLayout layout_whole_layer(const Model& m, const StreamMeta& meta, int64_t layer) {
-  const GgufFile& f = m.file();
-  const std::vector<const GgufTensorInfo*> tensors = layer_tensors(f, layer, Part::kAll);
-  if (!meta.present) return layout_unit(f, tensors);
-  // The repacked extent as recorded: one read, no recomputation.
-  UnitLayout u;
-  const int64_t begin =
-      static_cast<int64_t>(f.data_offset()) + meta.layer_offsets[static_cast<size_t>(layer)];
-  Extent e{begin, meta.layer_bytes[static_cast<size_t>(layer)], begin};
-  for (const GgufTensorInfo* t : tensors) {
-    const int64_t tb = static_cast<int64_t>(f.data_offset() + t->offset);
-    u.at[t->name] = tb - begin;
-    e.need_end = std::max(e.need_end, tb + t->n_bytes);
-    u.weight_bytes += t->n_bytes;
-  }
-  u.extents.push_back(e);
-  u.buffer_bytes = e.bytes;
-  return u;
-}
 
 // The smallest profiled chunk within 10% of the best bandwidth: larger reads gain nothing and
 // coarsen the overlap.
@@ -179,15 +159,16 @@ Result<InternalPlan> build_plan(const Model& m, const StreamOptions& o) {
     all_layers += whole[i];
     LayerPlan& lp = ip.layers[i];
     if (p.sparse) {
-      lp.unit = layout_unit(f, layer_tensors(f, layer, Part::kAttn));
+      lp.units.push_back(layout_unit(f, layer_tensors(f, layer, Part::kAttn)));
       lp.bundles = bundle_geometry(m.layer(layer), ip.meta.bundle_neurons, ip.meta.alignment);
       lp.bundles.stride = ip.meta.bundle_stride;
       lp.bundle_offset = static_cast<int64_t>(f.data_offset()) +
                          ip.meta.bundle_offsets[static_cast<size_t>(layer)];
     } else {
-      lp.unit = layout_whole_layer(m, ip.meta, layer);
+      lp.units.push_back(layout_unit(f, layer_tensors(f, layer, Part::kFront)));
+      lp.units.push_back(layout_unit(f, layer_tensors(f, layer, Part::kUpDown)));
     }
-    ip.slot_bytes = std::max(ip.slot_bytes, lp.unit.buffer_bytes);
+    for (const UnitLayout& u : lp.units) ip.slot_bytes = std::max(ip.slot_bytes, u.buffer_bytes);
   }
 
   // What streaming needs besides the ring, and what keeping a whole layer costs.
@@ -241,18 +222,19 @@ Result<InternalPlan> build_plan(const Model& m, const StreamOptions& o) {
                               " lets reads overlap compute");
   }
 
-  // Lookahead: as asked, else 2 when the third buffer costs no kept layer, else 1; 0 when the
-  // budget holds a single buffer.
+  // Lookahead (buffers read ahead of the one in use): as asked, else the most, up to 3, that
+  // cost no kept layer against 1; 0 when the budget holds a single buffer.
   auto kept_with = [&](int look) {
     const int64_t room = budget - fixed - (look + 1) * ip.slot_bytes;
     return room < 0 ? int64_t{-1} : layers_that_fit(keep_cost, room);
   };
   int look = o.lookahead;
   if (look < 0) {
-    look = kept_with(1) < 0 ? 0 : (kept_with(2) == kept_with(1) ? 2 : 1);
+    look = kept_with(1) < 0 ? 0 : 1;
+    while (look >= 1 && look < 3 && kept_with(look + 1) == kept_with(1)) ++look;
   } else if (kept_with(look) < 0) {
     return resource_exhausted("memory budget " + mb(budget) + " cannot hold a lookahead of " +
-                              std::to_string(look) + " layers (" + mb(fixed) + " fixed + " +
+                              std::to_string(look) + " buffers (" + mb(fixed) + " fixed + " +
                               std::to_string(look + 1) + " buffers of " + mb(ip.slot_bytes) +
                               "); lower --lookahead or raise the budget");
   }
@@ -273,9 +255,13 @@ Result<InternalPlan> build_plan(const Model& m, const StreamOptions& o) {
       continue;
     }
     p.streamed_layers.push_back(layer);
-    p.streamed_bytes_per_token += lp.unit.buffer_bytes;
-    p.read_overhead_bytes += lp.unit.buffer_bytes - lp.unit.weight_bytes;
-    p.reads_per_layer = std::max(p.reads_per_layer, static_cast<int64_t>(lp.unit.extents.size()));
+    int64_t reads = 0;
+    for (const UnitLayout& u : lp.units) {
+      p.streamed_bytes_per_token += u.buffer_bytes;
+      p.read_overhead_bytes += u.buffer_bytes - u.weight_bytes;
+      reads += static_cast<int64_t>(u.extents.size());
+    }
+    p.reads_per_layer = std::max(p.reads_per_layer, reads);
     if (p.sparse) p.streamed_bytes_per_token += lp.bundles.count * lp.bundles.stride;
   }
   p.resident_bytes = p.pinned_bytes + p.resident_layer_bytes + p.ring_bytes + p.sparse_gate_bytes +

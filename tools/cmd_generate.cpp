@@ -345,8 +345,8 @@ void add_generate_command(CLI::App& root, Action& action) {
   cmd->add_option("--io-depth", a->io_depth, "Streaming reads in flight (default 4)")
       ->check(CLI::Range(1, 256));
   cmd->add_option("--lookahead", a->lookahead,
-                  "Layers read ahead of compute (default: 2 when it costs no resident layer, "
-                  "else 1)")
+                  "Read buffers (half a layer each) ahead of compute (default: up to 3 when "
+                  "they cost no resident layer, else 1)")
       ->check(CLI::Range(0, 8));
   cmd->add_option("--profile", a->profile,
                   "Device profile JSON: storage.seq_read_mb_per_s picks the chunk size")

@@ -38,8 +38,9 @@ class LayerWeightSource {
   // row-major). The default hands back w's own. A sparse source for ReLU models reads only
   // the neurons with gate > 0 for some token and returns dense-shaped matrices whose other
   // neurons are zero: relu(gate) = 0 multiplies them, so the same kernels give the dense
-  // run's bits (docs/STREAMING.md). The views stay valid until release(layer). Errors as
-  // acquire's; the engine then calls release(layer) and returns the error.
+  // run's bits (docs/STREAMING.md). From this call on the engine uses only the returned views
+  // for the layer (so a source may reuse the memory behind w's); they stay valid until
+  // release(layer). Errors as acquire's; the engine then calls release(layer) and returns.
   struct FfnUpDown {
     WeightView up;    // ffn_dim x dim
     WeightView down;  // dim x ffn_dim

@@ -1,7 +1,8 @@
 // The weight store: runs a model whose weights do not fit in a memory budget. A pinned
 // resident set (embeddings, output head, then whole layers spread evenly over the range) stays
-// in memory; every other layer is read from flash with O_DIRECT into a ring of aligned buffers,
-// one or two layers ahead of the engine, by a reader thread overlapping the reads with compute.
+// in memory; every other layer is read from flash with O_DIRECT into a ring of aligned buffers
+// of half a layer each (norms, attention and gate; then up and down), one or more halves ahead
+// of the engine, by a reader thread overlapping the reads with compute.
 // For ReLU models repacked with row-column bundles, the FFN's up rows and down columns are read
 // only for the neurons the gate turns on, and the bundles used in the last few tokens are kept
 // (windowing). Results are bit-identical to the fully resident run. docs/STREAMING.md gives the
@@ -42,7 +43,9 @@ struct StreamOptions {
   ReaderKind reader = ReaderKind::kUring;
   int64_t chunk_bytes = 0;  // one read; 0 = from storage_seq_read_mb_per_s, else 4 MiB
   int io_depth = 0;         // reads in flight; 0 = 4
-  int lookahead = -1;       // layers read ahead of the engine; -1 = 2 when it fits, else 1
+  // Ring buffers read ahead of the one in use (each half a layer); -1 = the most, up to 3,
+  // that cost no resident layer against 1.
+  int lookahead = -1;
   // Sequential O_DIRECT read bandwidth by chunk size (a device profile's
   // storage.seq_read_mb_per_s): picks the chunk and predicts the read time.
   std::map<int64_t, double> storage_seq_read_mb_per_s;
@@ -74,11 +77,11 @@ struct StreamPlan {
   int64_t file_weight_bytes = 0;         // every tensor of the file
   int64_t chunk_bytes = 0;
   int io_depth = 0;
-  int lookahead = 0;                   // 0 = no overlap (the budget holds one layer buffer only)
+  int lookahead = 0;                   // 0 = no overlap (the budget holds one buffer only)
   std::string chunk_source;            // "profile: 1,500 MB/s at 4 MiB" or "default"
   double predicted_read_mb_per_s = 0;  // from the profile at chunk_bytes; 0 = unknown
   bool repacked = false;            // the file carries strata.stream.* (aligned per-layer extents)
-  int64_t reads_per_layer = 0;      // extents read per streamed layer (1 when repacked)
+  int64_t reads_per_layer = 0;      // extents per streamed layer (2 when repacked: its halves)
   int64_t read_overhead_bytes = 0;  // alignment padding read per token beyond the weights
   bool sparse = false;
   int64_t bundle_neurons = 0;      // sparse: neurons per bundle
