@@ -124,8 +124,18 @@ Result<InternalPlan> build_plan(const Model& m, const StreamOptions& o) {
   for (const GgufTensorInfo& t : f.tensors()) p.file_weight_bytes += t.n_bytes;
   choose_chunk(o, &p);
 
+  // The embedding serves the first stage, the head the last: a middle stage of a pipeline
+  // keeps neither (with tied embeddings the head is token_embd).
+  const bool first = ip.layer_begin == 0;
+  const bool last = ip.layer_end == c.n_layers;
   for (const char* name : {"token_embd.weight", "output_norm.weight", "output.weight"}) {
-    if (const GgufTensorInfo* t = f.find_tensor(name)) ip.pinned.push_back(t);
+    const std::string n(name);
+    const bool embd = n == "token_embd.weight";
+    if (!(embd ? first || (last && c.tied_embeddings) : last)) continue;
+    if (const GgufTensorInfo* t = f.find_tensor(n)) {
+      ip.pinned.push_back(t);
+      p.pinned_tensors.push_back(t->name);
+    }
   }
   p.pinned_bytes = spans_bytes(mapped_spans(ip.pinned));
 
@@ -207,7 +217,10 @@ Result<InternalPlan> build_plan(const Model& m, const StreamOptions& o) {
     return ip;
   }
   if (budget < p.min_budget_bytes) {
-    std::string what = "pinned " + mb(p.pinned_bytes) + " (token_embd, output_norm, output)";
+    std::string names;
+    for (const std::string& t : p.pinned_tensors) names += (names.empty() ? "" : ", ") + t;
+    std::string what =
+        "pinned " + mb(p.pinned_bytes) + " (" + (names.empty() ? "none" : names) + ")";
     if (p.sparse) {
       what += " + kept gates " + mb(p.sparse_gate_bytes) + " + FFN buffers " +
               mb(p.sparse_buffer_bytes);

@@ -108,12 +108,14 @@ std::string mb(int64_t bytes) { return format_bytes(static_cast<double>(bytes));
 // What stays and what streams, before the run (stderr).
 void print_stream_plan(const model::StreamingWeights& sw, int64_t budget) {
   const model::StreamPlan& p = sw.plan();
+  std::string pinned;
+  for (const std::string& t : p.pinned_tensors) pinned += (pinned.empty() ? "" : ", ") + t;
   std::fprintf(stderr,
-               "weights: budget %s; resident %s = pinned %s (token_embd, output_norm, "
-               "output) + %zu of %" PRId64 " layers %s (%s)",
+               "weights: budget %s; resident %s = pinned %s (%s) + %zu of %" PRId64
+               " layers %s (%s)",
                mb(budget).c_str(), mb(p.resident_bytes).c_str(), mb(p.pinned_bytes).c_str(),
-               p.resident_layers.size(), p.n_layers, layer_list(p.resident_layers).c_str(),
-               mb(p.resident_layer_bytes).c_str());
+               pinned.c_str(), p.resident_layers.size(), p.n_layers,
+               layer_list(p.resident_layers).c_str(), mb(p.resident_layer_bytes).c_str());
   if (p.streamed_layers.empty()) {
     std::fprintf(stderr, "; nothing streams\n");
     return;
@@ -147,6 +149,7 @@ nlohmann::json stream_json(const model::StreamingWeights& sw, int64_t budget,
   j["mem_budget_bytes"] = budget;
   j["resident_bytes"] = p.resident_bytes;
   j["pinned_bytes"] = p.pinned_bytes;
+  j["pinned_tensors"] = p.pinned_tensors;
   j["resident_layers"] = p.resident_layers;
   j["streamed_layers"] = p.streamed_layers;
   j["resident_layer_bytes"] = p.resident_layer_bytes;

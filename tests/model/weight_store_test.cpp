@@ -442,6 +442,8 @@ TEST(WeightStore, AStageOfTheLayersStreamsOnlyItsRange) {
   auto sw = StreamingWeights::open(*m, o);
   ASSERT_TRUE(sw.ok()) << sw.status().to_string();
   EXPECT_EQ((*sw)->plan().n_layers, 6);
+  EXPECT_TRUE((*sw)->plan().pinned_tensors.empty());  // a middle stage: no embedding, no head
+  EXPECT_EQ((*sw)->plan().pinned_bytes, 0);
   EXPECT_FALSE((*sw)->plan().streamed_layers.empty());
   for (int64_t l : (*sw)->plan().streamed_layers) {
     EXPECT_GE(l, 3);

@@ -65,7 +65,10 @@ struct StreamPlan {
   int64_t n_layers = 0;  // in the engine's range
   std::vector<int64_t> resident_layers;
   std::vector<int64_t> streamed_layers;
-  int64_t pinned_bytes = 0;              // token_embd, output_norm, output (head)
+  // token_embd when the range starts at layer 0; output_norm and output (token_embd when
+  // tied) when it ends at the last layer.
+  int64_t pinned_bytes = 0;
+  std::vector<std::string> pinned_tensors;
   int64_t resident_layer_bytes = 0;      // whole layers kept
   int64_t ring_bytes = 0;                // the read-ahead buffers
   int64_t sparse_gate_bytes = 0;         // sparse: ffn_gate of streamed layers (kept)
