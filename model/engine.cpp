@@ -235,7 +235,19 @@ Status Engine::forward(std::span<const TokenSlot> tokens, float* hidden) {
     });
 
     matmul(w.ffn_gate, xn_.data(), n, gate_.data(), c.ffn_dim, pool_, mm_scratch_);
-    matmul(w.ffn_up, xn_.data(), n, up_.data(), c.ffn_dim, pool_, mm_scratch_);
+    WeightView ffn_up = w.ffn_up;
+    WeightView ffn_down = w.ffn_down;
+    if (options_.weights != nullptr) {
+      Result<LayerWeightSource::FfnUpDown> ud =
+          options_.weights->ffn_up_down(layer, w, gate_.data(), n);
+      if (!ud.ok()) {
+        options_.weights->release(layer);
+        return ud.status();
+      }
+      ffn_up = ud->up;
+      ffn_down = ud->down;
+    }
+    matmul(ffn_up, xn_.data(), n, up_.data(), c.ffn_dim, pool_, mm_scratch_);
     const bool relu = c.ffn_act == FfnAct::kRelu;
     parallel_rows(pool_, n, [&](int64_t b, int64_t e) {
       float* g = gate_.data();
@@ -246,7 +258,7 @@ Status Engine::forward(std::span<const TokenSlot> tokens, float* hidden) {
         g[i] = a * u[i];
       }
     });
-    matmul(w.ffn_down, gate_.data(), n, tmp_.data(), dim, pool_, mm_scratch_);
+    matmul(ffn_down, gate_.data(), n, tmp_.data(), dim, pool_, mm_scratch_);
     parallel_rows(pool_, n, [&](int64_t b, int64_t e) {
       for (int64_t i = b * dim; i < e * dim; ++i) hidden[i] += tmp_[static_cast<size_t>(i)];
     });

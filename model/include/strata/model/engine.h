@@ -31,6 +31,27 @@ class LayerWeightSource {
   // memory. Errors (kIo, kCorrupt) name the file and the layer.
   virtual Result<const LayerWeights*> acquire(int64_t layer) = 0;
   virtual void release(int64_t layer) = 0;
+
+  // The up and down matrices for block `layer`, asked between acquire(layer) and
+  // release(layer), after the gate product and before the up product. `w` is what acquire
+  // returned; `gate` holds the gate product's pre-activations (n_tokens x ffn_dim floats,
+  // row-major). The default hands back w's own. A sparse source for ReLU models reads only
+  // the neurons with gate > 0 for some token and returns dense-shaped matrices whose other
+  // neurons are zero: relu(gate) = 0 multiplies them, so the same kernels give the dense
+  // run's bits (docs/STREAMING.md). From this call on the engine uses only the returned views
+  // for the layer (so a source may reuse the memory behind w's); they stay valid until
+  // release(layer). Errors as acquire's; the engine then calls release(layer) and returns.
+  struct FfnUpDown {
+    WeightView up;    // ffn_dim x dim
+    WeightView down;  // dim x ffn_dim
+  };
+  virtual Result<FfnUpDown> ffn_up_down(int64_t layer, const LayerWeights& w, const float* gate,
+                                        int64_t n_tokens) {
+    (void)layer;
+    (void)gate;
+    (void)n_tokens;
+    return FfnUpDown{w.ffn_up, w.ffn_down};
+  }
 };
 
 struct EngineOptions {

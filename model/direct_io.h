@@ -1,0 +1,97 @@
+// Reading weights from flash without the page cache (private to the model library): a file
+// opened with O_DIRECT (or buffered reads that drop their pages again where the filesystem
+// refuses O_DIRECT), page-aligned anonymous buffers, and two engines that keep several large
+// reads in flight: a pool of threads calling pread, and io_uring through liburing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "strata/base/status.h"
+#include "strata/model/weight_store.h"
+
+namespace strata::model::stream {
+
+// O_DIRECT needs offsets, lengths and buffer addresses aligned to the device's logical block
+// (512 or 4096 bytes); 4096 covers both and is the page size the buffers come in.
+inline constexpr int64_t kDirectAlign = 4096;
+
+inline int64_t align_down(int64_t v, int64_t a) { return v / a * a; }
+inline int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+
+// Anonymous page-aligned memory (mmap), zero-filled, released on destruction. Not copyable.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  ~AlignedBuffer();
+  AlignedBuffer(AlignedBuffer&& o) noexcept;
+  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept;
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+
+  // `bytes` rounded up to kDirectAlign; kResourceExhausted when the OS refuses the memory.
+  static Result<AlignedBuffer> allocate(int64_t bytes);
+  uint8_t* data() const { return data_; }
+  int64_t size() const { return size_; }
+  // mlock()s the buffer; false (and the buffer stays usable) when RLIMIT_MEMLOCK refuses.
+  bool lock();
+
+ private:
+  uint8_t* data_ = nullptr;
+  int64_t size_ = 0;
+  bool locked_ = false;
+};
+
+// The weights file opened for streaming. `direct` says whether O_DIRECT was accepted; when it
+// was refused (tmpfs, some network filesystems) the file is read buffered and every read range
+// is dropped from the page cache with POSIX_FADV_DONTNEED right after, and `note` says so.
+class StreamFile {
+ public:
+  StreamFile() = default;
+  ~StreamFile();
+  StreamFile(const StreamFile&) = delete;
+  StreamFile& operator=(const StreamFile&) = delete;
+
+  // `direct` false skips O_DIRECT (the note says it was asked). Errors: kNotFound /
+  // kPermissionDenied / kIo naming the path.
+  static Result<std::unique_ptr<StreamFile>> open(const std::string& path, bool direct);
+  int fd() const { return fd_; }
+  bool direct() const { return direct_; }
+  const std::string& path() const { return path_; }
+  const std::string& note() const { return note_; }
+
+ private:
+  int fd_ = -1;
+  bool direct_ = false;
+  std::string path_;
+  std::string note_;
+};
+
+// One read: `bytes` (a multiple of kDirectAlign) from file offset `offset` (aligned) into
+// `dst` (aligned). Bytes past `need_end` (an absolute offset) are padding that may lie past
+// the end of the file; a file ending before need_end is truncated and fails the read.
+struct ReadOp {
+  int64_t offset = 0;
+  int64_t bytes = 0;
+  uint8_t* dst = nullptr;
+  int64_t need_end = 0;
+};
+
+// Keeps up to `depth` reads of at most `chunk_bytes` in flight. One caller at a time.
+class IoEngine {
+ public:
+  virtual ~IoEngine() = default;
+  virtual ReaderKind kind() const = 0;
+  // Reads every op (split into chunks) and returns when all are done. Errors: kIo naming the
+  // path, the offset and the OS error, or the truncation ("file ends at N, needs M").
+  virtual Status read(std::span<const ReadOp> ops) = 0;
+};
+
+// `file` must outlive the engine. kUnsupported when io_uring is not available (old kernel,
+// seccomp), kResourceExhausted / kIo when threads or the ring cannot be set up.
+Result<std::unique_ptr<IoEngine>> make_io_engine(ReaderKind kind, const StreamFile& file, int depth,
+                                                 int64_t chunk_bytes);
+
+}  // namespace strata::model::stream

@@ -1,0 +1,169 @@
+// The weight store: runs a model whose weights do not fit in a memory budget. A pinned
+// resident set (embeddings, output head, then whole layers spread evenly over the range) stays
+// in memory; every other layer is read from flash with O_DIRECT into a ring of aligned buffers
+// of half a layer each (norms, attention and gate; then up and down), one or more halves ahead
+// of the engine, by a reader thread overlapping the reads with compute.
+// For ReLU models repacked with row-column bundles, the FFN's up rows and down columns are read
+// only for the neurons the gate turns on, and the bundles used in the last few tokens are kept
+// (windowing). Results are bit-identical to the fully resident run. docs/STREAMING.md gives the
+// layout, the budget rules and the figures the planner's cost model uses.
+//
+// Thread-safety: StreamingWeights is driven by one engine thread (as any LayerWeightSource);
+// stats() may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "strata/base/status.h"
+#include "strata/model/engine.h"
+#include "strata/model/model.h"
+
+namespace strata::model {
+
+// How reads are issued. Both keep `io_depth` reads of `chunk_bytes` in flight.
+enum class ReaderKind { kPread, kUring };
+const char* reader_kind_name(ReaderKind kind);  // "pread", "uring"
+std::optional<ReaderKind> parse_reader_kind(std::string_view name);
+
+enum class SparseMode { kAuto, kOn, kOff };
+
+struct StreamOptions {
+  // Bytes of weights held in memory: the resident set, the read ring and, in sparse mode, the
+  // FFN buffers and the window. KV cache and activations are not part of it.
+  int64_t mem_budget_bytes = 0;
+  int64_t layer_begin = 0;  // the engine's layer range; -1 = n_layers
+  int64_t layer_end = -1;
+  ReaderKind reader = ReaderKind::kUring;
+  int64_t chunk_bytes = 0;  // one read; 0 = from storage_seq_read_mb_per_s, else 4 MiB
+  int io_depth = 0;         // reads in flight; 0 = 4
+  // Ring buffers read ahead of the one in use (each half a layer); -1 = the most, up to 3,
+  // that cost no resident layer against 1.
+  int lookahead = -1;
+  // Sequential O_DIRECT read bandwidth by chunk size (a device profile's
+  // storage.seq_read_mb_per_s): picks the chunk and predicts the read time.
+  std::map<int64_t, double> storage_seq_read_mb_per_s;
+  // kAuto: sparse FFN loading when the model's FFN uses ReLU and the file holds row-column
+  // bundles (strata model repack --for-streaming); kOn: required (error otherwise).
+  SparseMode sparse = SparseMode::kAuto;
+  int window_tokens = 4;      // sparse: bundles used in the last N forward calls stay cached
+  bool lock_resident = true;  // mlock the resident set
+  // false: buffered reads, each range dropped from the page cache after use, as where the
+  // filesystem refuses O_DIRECT (for filesystems that accept O_DIRECT but serve it badly).
+  bool direct_io = true;
+};
+
+// What stays, what streams, and the memory it takes. All byte counts are what is held in
+// memory (page-rounded), except streamed_bytes_per_token, which is read per forward call.
+struct StreamPlan {
+  int64_t n_layers = 0;  // in the engine's range
+  std::vector<int64_t> resident_layers;
+  std::vector<int64_t> streamed_layers;
+  // token_embd when the range starts at layer 0; output_norm and output (token_embd when
+  // tied) when it ends at the last layer.
+  int64_t pinned_bytes = 0;
+  std::vector<std::string> pinned_tensors;
+  int64_t resident_layer_bytes = 0;      // whole layers kept
+  int64_t ring_bytes = 0;                // the read-ahead buffers
+  int64_t sparse_gate_bytes = 0;         // sparse: ffn_gate of streamed layers (kept)
+  int64_t sparse_buffer_bytes = 0;       // sparse: dense-shaped up/down buffers and read staging
+  int64_t window_bytes = 0;              // sparse: cache of recently used bundles
+  int64_t resident_bytes = 0;            // sum of the above: what the budget holds
+  int64_t min_budget_bytes = 0;          // the smallest budget that runs (everything streamed)
+  int64_t streamed_bytes_per_token = 0;  // dense: read each forward call; sparse: at most
+  int64_t file_weight_bytes = 0;         // every tensor of the file
+  int64_t chunk_bytes = 0;
+  int io_depth = 0;
+  int lookahead = 0;                   // 0 = no overlap (the budget holds one buffer only)
+  std::string chunk_source;            // "profile: 1,500 MB/s at 4 MiB" or "default"
+  double predicted_read_mb_per_s = 0;  // from the profile at chunk_bytes; 0 = unknown
+  bool repacked = false;            // the file carries strata.stream.* (aligned per-layer extents)
+  int64_t reads_per_layer = 0;      // extents per streamed layer (2 when repacked: its halves)
+  int64_t read_overhead_bytes = 0;  // alignment padding read per token beyond the weights
+  bool sparse = false;
+  int64_t bundle_neurons = 0;      // sparse: neurons per bundle
+  int64_t bundle_bytes = 0;        // sparse: bytes read per bundle (aligned)
+  std::vector<std::string> notes;  // why a mode was or was not chosen
+};
+
+// Plans streaming for `model` under `options` without any I/O. Errors: kResourceExhausted when
+// the budget is below min_budget_bytes (the message names what the minimum holds);
+// kInvalidArgument for a bad range or option; kUnsupported when sparse mode is required but the
+// model is not ReLU or the file has no bundles.
+Result<StreamPlan> plan_streaming(const Model& model, const StreamOptions& options);
+
+// Counters since open() or the last reset_stats().
+struct StreamStats {
+  int64_t bytes_read = 0;  // from the file, padding included
+  int64_t bytes_used = 0;  // of streamed weights the engine consumed (read ahead or not)
+  int64_t reads = 0;       // extents and bundle runs
+  double read_busy_s = 0;  // time with reads in flight (reader thread and sparse reads)
+  double wait_s = 0;       // time the engine waited for weights
+  int64_t forward_calls = 0;
+  int64_t bundles_needed = 0;  // sparse: active bundles over all layers and calls
+  int64_t bundles_cached = 0;  // sparse: of those, served from the window
+  int64_t bundles_total = 0;   // sparse: bundles of the streamed layers over all calls
+};
+
+class StreamingWeights final : public LayerWeightSource {
+ public:
+  // Plans, pins the resident set (mlock when allowed, else its pages are only touched), opens
+  // the file for O_DIRECT reads (buffered reads with POSIX_FADV_DONTNEED where refused) and
+  // starts the reader thread. `model` must outlive the object. Errors: plan_streaming's, and
+  // I/O errors naming the file.
+  static Result<std::unique_ptr<StreamingWeights>> open(const Model& model,
+                                                        const StreamOptions& options);
+  ~StreamingWeights() override;
+
+  const StreamPlan& plan() const;
+  bool direct_io() const;
+  ReaderKind reader() const;
+  // Empty, or why the reads are buffered / the resident set is not locked.
+  const std::vector<std::string>& notes() const;
+  bool resident_locked() const;
+  StreamStats stats() const;
+  void reset_stats();
+
+  Result<const LayerWeights*> acquire(int64_t layer) override;
+  void release(int64_t layer) override;
+  Result<FfnUpDown> ffn_up_down(int64_t layer, const LayerWeights& w, const float* gate,
+                                int64_t n_tokens) override;
+
+  class Impl;
+
+ private:
+  explicit StreamingWeights(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// `strata model repack --for-streaming`.
+struct RepackOptions {
+  uint32_t alignment = 4096;  // of every tensor and layer extent (a power of two >= 4096)
+  SparseMode bundles = SparseMode::kAuto;  // kAuto: write bundles for ReLU models
+  int64_t bundle_neurons = 32;  // a multiple of the down matrix's block (32 for q4_0/q8_0)
+};
+
+struct RepackResult {
+  int64_t in_bytes = 0;
+  int64_t out_bytes = 0;
+  int64_t bundle_bytes = 0;  // the bundle region (0 without bundles)
+  bool bundles = false;
+};
+
+// Writes `out`: the same tensors and metadata, tensors ordered token_embd, output_norm,
+// output, then each layer's (norms, attention, ffn_gate, ffn_up, ffn_down), every tensor at a
+// multiple of `alignment`, plus strata.stream.* metadata (layer extents) and, for ReLU models,
+// the row-column bundles after the last tensor. The result is valid GGUF (llama.cpp loads it)
+// and gives bit-identical results. Errors: Model::load's for `in`, kInvalidArgument for bad
+// options, kIo naming `out`. `progress(done_bytes, total_bytes)` may be empty.
+Result<RepackResult> repack_for_streaming(
+    const std::string& in, const std::string& out, const RepackOptions& options,
+    const std::function<void(int64_t done_bytes, int64_t total_bytes)>& progress);
+
+}  // namespace strata::model

@@ -1,0 +1,363 @@
+// StreamingWeights: the resident set stays in the file's mapping, pinned; streamed layers are
+// read by a reader thread into a ring of lookahead + 1 aligned buffers in the order the engine
+// uses them (its layer range, cyclically; a dense layer in two halves: norms, attention and
+// gate for acquire(), up and down for ffn_up_down()), so that the next halves are read while
+// the engine computes. Streamed layers never go through the mapping: touching them there would
+// fault them into the page cache and the process's RSS, which is what the budget rules out.
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "direct_io.h"
+#include "sparse_ffn.h"
+#include "strata/base/io.h"
+#include "weight_store_internal.h"
+
+namespace strata::model {
+
+using stream::AlignedBuffer;
+using stream::InternalPlan;
+using stream::IoEngine;
+using stream::LayerPlan;
+using stream::ReadOp;
+using stream::Span;
+using stream::StreamFile;
+
+class StreamingWeights::Impl {
+ public:
+  Impl(const Model& model, InternalPlan plan) : model_(model), ip_(std::move(plan)) {}
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (reader_.joinable()) reader_.join();
+    for (const Span& s : pinned_) {
+      if (locked_) ::munlock(s.begin, static_cast<size_t>(s.bytes));
+    }
+  }
+
+  Status start(const StreamOptions& o) {
+    pin(o.lock_resident);
+    if (ip_.plan.streamed_layers.empty()) return {};
+    STRATA_ASSIGN_OR_RETURN(file_, StreamFile::open(model_.file().path(), o.direct_io));
+    if (!file_->note().empty()) notes_.push_back(file_->note());
+    const int depth = ip_.plan.io_depth;
+    const int64_t chunk = ip_.plan.chunk_bytes;
+    STRATA_ASSIGN_OR_RETURN(ring_io_, stream::make_io_engine(o.reader, *file_, depth, chunk));
+    slots_.resize(static_cast<size_t>(ip_.plan.lookahead + 1));
+    for (Slot& s : slots_) {
+      STRATA_ASSIGN_OR_RETURN(s.buf, AlignedBuffer::allocate(ip_.slot_bytes));
+      if (o.lock_resident && !s.buf.lock()) locked_ = false;
+    }
+    if (ip_.plan.sparse) {
+      STRATA_ASSIGN_OR_RETURN(sparse_io_, stream::make_io_engine(o.reader, *file_, depth, chunk));
+      STRATA_ASSIGN_OR_RETURN(
+          sparse_, stream::SparseFfn::create(ip_, *sparse_io_, o.window_tokens, o.lock_resident));
+      if (o.lock_resident && !sparse_->locked()) locked_ = false;
+    }
+    if (o.lock_resident && !locked_ && lock_note_.empty()) {
+      lock_note_ = "mlock refused (RLIMIT_MEMLOCK): read buffers are not locked";
+    }
+    if (!lock_note_.empty()) notes_.push_back(lock_note_);
+    for (int64_t layer : ip_.plan.streamed_layers) {
+      for (size_t i = 0; i < plan_of(layer).units.size(); ++i) {
+        order_.push_back(Unit{layer, static_cast<int>(i)});
+      }
+    }
+    reader_ = std::thread([this] { reader_loop(); });
+    return {};
+  }
+
+  Result<const LayerWeights*> acquire(int64_t layer) {
+    if (layer < ip_.layer_begin || layer >= ip_.layer_end) {
+      return invalid_argument("layer " + std::to_string(layer) +
+                              " is outside the streamed range [" + std::to_string(ip_.layer_begin) +
+                              ", " + std::to_string(ip_.layer_end) + ")");
+    }
+    if (layer == ip_.layer_begin) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.forward_calls;
+      if (sparse_) sparse_->begin_call();
+    }
+    if (plan_of(layer).resident) return &model_.layer(layer);
+    std::unique_lock<std::mutex> lock(mu_);
+    STRATA_ASSIGN_OR_RETURN(Slot * s, take(Unit{layer, 0}, lock));
+    return &s->views;
+  }
+
+  void release(int64_t layer) {
+    if (plan_of(layer).resident) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Slot& s : slots_) {
+      if (s.unit.layer == layer && s.state == State::kInUse) free(s);
+    }
+    cv_.notify_all();
+  }
+
+  Result<FfnUpDown> ffn_up_down(int64_t layer, const LayerWeights& w, const float* gate,
+                                int64_t n_tokens) {
+    if (plan_of(layer).resident) return FfnUpDown{w.ffn_up, w.ffn_down};
+    if (!sparse_) {
+      // The front half is done with (the engine uses only what this returns from here on):
+      // its buffer goes back to the reader, and the layer's up and down come from the ring.
+      std::unique_lock<std::mutex> lock(mu_);
+      for (Slot& s : slots_) {
+        if (s.unit.layer == layer && s.unit.index == 0 && s.state == State::kInUse) free(s);
+      }
+      cv_.notify_all();
+      STRATA_ASSIGN_OR_RETURN(Slot * s, take(Unit{layer, 1}, lock));
+      return FfnUpDown{s->views.ffn_up, s->views.ffn_down};
+    }
+    stream::SparseCounters c;
+    Result<FfnUpDown> r = sparse_->load(layer, w, gate, n_tokens, &c);
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.bytes_read += c.bytes_read;
+    stats_.bytes_used += c.bytes_read;
+    stats_.reads += c.reads;
+    stats_.read_busy_s += c.read_s;
+    stats_.wait_s += c.read_s;
+    stats_.bundles_needed += c.bundles_needed;
+    stats_.bundles_cached += c.bundles_cached;
+    stats_.bundles_total += c.bundles_total;
+    return r;
+  }
+
+  const StreamPlan& plan() const { return ip_.plan; }
+  bool direct_io() const { return file_ != nullptr && file_->direct(); }
+  ReaderKind reader() const { return ring_io_ ? ring_io_->kind() : ReaderKind::kPread; }
+  const std::vector<std::string>& notes() const { return notes_; }
+  bool locked() const { return locked_; }
+  StreamStats stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+  void reset_stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_ = {};
+  }
+
+ private:
+  enum class State { kFree, kReading, kReady, kInUse, kFailed };
+  // What a ring buffer holds: unit `index` of LayerPlan::units of `layer`.
+  struct Unit {
+    int64_t layer = -1;
+    int index = 0;
+    bool operator==(const Unit& o) const { return layer == o.layer && index == o.index; }
+  };
+  struct Slot {
+    AlignedBuffer buf;
+    Unit unit;
+    State state = State::kFree;
+    Status status;
+    LayerWeights views;  // the unit's tensors in buf; the others as the model has them
+  };
+
+  const LayerPlan& plan_of(int64_t layer) const {
+    return ip_.layers[static_cast<size_t>(layer - ip_.layer_begin)];
+  }
+
+  Slot* slot_of(const Unit& u) {
+    for (Slot& s : slots_) {
+      if (s.unit == u && s.state != State::kFree) return &s;
+    }
+    return nullptr;
+  }
+
+  void free(Slot& s) {
+    s.state = State::kFree;
+    s.unit = Unit{};
+  }
+
+  // Waits until unit `u` is in a buffer and marks it in use. A unit neither read nor being
+  // read is fine when the reader takes it next into a free buffer; otherwise every buffer
+  // holds units the engine skipped (a new start, a retry after an error) and reading restarts
+  // at `u`. A failed read frees its buffer and returns the error.
+  Result<Slot*> take(const Unit& u, std::unique_lock<std::mutex>& lock) {
+    const double t0 = now_s();
+    const bool free_slot = std::any_of(slots_.begin(), slots_.end(),
+                                       [](const Slot& x) { return x.state == State::kFree; });
+    if (slot_of(u) == nullptr && (!(order_[next_] == u) || !free_slot)) restart_at(u, lock);
+    Slot* s = nullptr;
+    cv_.wait(lock, [&] {
+      s = slot_of(u);
+      return s != nullptr && s->state != State::kReading;
+    });
+    stats_.wait_s += now_s() - t0;
+    if (s->state == State::kFailed) {
+      Status st = s->status;
+      free(*s);
+      cv_.notify_all();
+      return st.with_context("reading layer " + std::to_string(u.layer));
+    }
+    s->state = State::kInUse;
+    stats_.bytes_used += plan_of(u.layer).units[static_cast<size_t>(u.index)].buffer_bytes;
+    return s;
+  }
+
+  void restart_at(const Unit& u, std::unique_lock<std::mutex>& lock) {
+    cv_.wait(lock, [&] {
+      return std::none_of(slots_.begin(), slots_.end(),
+                          [](const Slot& s) { return s.state == State::kReading; });
+    });
+    for (Slot& s : slots_) {
+      if (s.state != State::kInUse) free(s);
+    }
+    next_ = static_cast<size_t>(std::find(order_.begin(), order_.end(), u) - order_.begin());
+    STRATA_CHECK(next_ < order_.size());
+    cv_.notify_all();
+  }
+
+  void reader_loop() {
+    while (true) {
+      Slot* s = nullptr;
+      Unit u;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] {
+          if (stop_) return true;
+          for (Slot& x : slots_) {
+            if (x.state == State::kFree) {
+              s = &x;
+              return true;
+            }
+          }
+          return false;
+        });
+        if (stop_) return;
+        u = order_[next_];
+        next_ = (next_ + 1) % order_.size();
+        s->unit = u;
+        s->state = State::kReading;
+      }
+      const stream::UnitLayout& layout = plan_of(u.layer).units[static_cast<size_t>(u.index)];
+      std::vector<ReadOp> ops;
+      int64_t at = 0;
+      for (const stream::Extent& e : layout.extents) {
+        ops.push_back(ReadOp{e.offset, e.bytes, s->buf.data() + at, e.need_end});
+        at += e.bytes;
+      }
+      const double t0 = now_s();
+      Status st = ring_io_->read(ops);
+      const double dt = now_s() - t0;
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.read_busy_s += dt;
+      if (st.ok()) {
+        stats_.bytes_read += at;
+        stats_.reads += static_cast<int64_t>(ops.size());
+        s->views = stream::views_into(model_.layer(u.layer), u.layer, layout, s->buf.data());
+        if (u.index == 0) {
+          // Up and down come from ffn_up_down (the second unit, or the sparse loader): the
+          // mapping must never serve them.
+          s->views.ffn_up.data = nullptr;
+          s->views.ffn_down.data = nullptr;
+        }
+        s->state = State::kReady;
+      } else {
+        s->status = std::move(st);
+        s->state = State::kFailed;
+      }
+      cv_.notify_all();
+    }
+  }
+
+  // Pins the resident set in the mapping: asks the kernel to read it ahead, then locks it
+  // (which faults it in); where locking is refused its pages are touched once instead, so the
+  // first token does not pay for faulting them.
+  void pin(bool lock) {
+    std::vector<const GgufTensorInfo*> tensors = ip_.pinned;
+    const GgufFile& f = model_.file();
+    for (size_t i = 0; i < ip_.layers.size(); ++i) {
+      const int64_t layer = ip_.layer_begin + static_cast<int64_t>(i);
+      // Streamed layers keep nothing, except their gate in sparse mode.
+      if (!ip_.layers[i].resident && !ip_.plan.sparse) continue;
+      const stream::Part part = ip_.layers[i].resident ? stream::Part::kAll : stream::Part::kGate;
+      for (const GgufTensorInfo* t : stream::layer_tensors(f, layer, part)) tensors.push_back(t);
+    }
+    pinned_ = stream::mapped_spans(tensors);
+    locked_ = lock;
+    int err = 0;
+    for (const Span& s : pinned_) {
+      void* p = const_cast<uint8_t*>(s.begin);
+      ::madvise(p, static_cast<size_t>(s.bytes), MADV_WILLNEED);
+      if (locked_ && ::mlock(p, static_cast<size_t>(s.bytes)) != 0) {
+        err = errno;
+        locked_ = false;
+        for (const Span& u : pinned_) {
+          if (u.begin == s.begin) break;
+          ::munlock(u.begin, static_cast<size_t>(u.bytes));
+        }
+      }
+    }
+    if (!locked_) {
+      volatile uint8_t sink = 0;
+      for (const Span& s : pinned_) {
+        for (int64_t at = 0; at < s.bytes; at += stream::kDirectAlign) sink = sink + s.begin[at];
+      }
+      (void)sink;
+    }
+    if (lock && !locked_) {
+      lock_note_ = std::string("mlock refused (") + std::strerror(err) +
+                   "): the resident set is faulted in but not locked; under memory pressure "
+                   "the kernel may evict it and fault it back from the file";
+    }
+  }
+
+  const Model& model_;
+  InternalPlan ip_;
+  std::unique_ptr<StreamFile> file_;
+  std::unique_ptr<IoEngine> ring_io_;
+  std::unique_ptr<IoEngine> sparse_io_;
+  std::unique_ptr<stream::SparseFfn> sparse_;
+  std::vector<Span> pinned_;
+  bool locked_ = false;
+  std::string lock_note_;
+  std::vector<std::string> notes_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Slot> slots_;
+  std::vector<Unit> order_;  // streamed units in the engine's order
+  size_t next_ = 0;          // index in order_ of the next unit to read
+  bool stop_ = false;
+  std::thread reader_;
+  StreamStats stats_;
+};
+
+StreamingWeights::StreamingWeights(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+StreamingWeights::~StreamingWeights() = default;
+
+Result<std::unique_ptr<StreamingWeights>> StreamingWeights::open(const Model& model,
+                                                                 const StreamOptions& options) {
+  STRATA_ASSIGN_OR_RETURN(stream::InternalPlan ip, stream::build_plan(model, options));
+  auto impl = std::make_unique<Impl>(model, std::move(ip));
+  STRATA_RETURN_IF_ERROR(impl->start(options));
+  return std::unique_ptr<StreamingWeights>(new StreamingWeights(std::move(impl)));
+}
+
+const StreamPlan& StreamingWeights::plan() const { return impl_->plan(); }
+bool StreamingWeights::direct_io() const { return impl_->direct_io(); }
+ReaderKind StreamingWeights::reader() const { return impl_->reader(); }
+const std::vector<std::string>& StreamingWeights::notes() const { return impl_->notes(); }
+bool StreamingWeights::resident_locked() const { return impl_->locked(); }
+StreamStats StreamingWeights::stats() const { return impl_->stats(); }
+void StreamingWeights::reset_stats() { impl_->reset_stats(); }
+
+Result<const LayerWeights*> StreamingWeights::acquire(int64_t layer) {
+  return impl_->acquire(layer);
+}
+void StreamingWeights::release(int64_t layer) { impl_->release(layer); }
+Result<LayerWeightSource::FfnUpDown> StreamingWeights::ffn_up_down(int64_t layer,
+                                                                   const LayerWeights& w,
+                                                                   const float* gate,
+                                                                   int64_t n_tokens) {
+  return impl_->ffn_up_down(layer, w, gate, n_tokens);
+}
+
+}  // namespace strata::model
