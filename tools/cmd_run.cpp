@@ -78,11 +78,10 @@ Status run_run(const RunArgs& a) {
       std::fprintf(stderr, "strata run: %s\n", s.c_str());
     };
   if (!a.json) {
-    o.on_token = [n = a.sequences](int32_t seq, int64_t, int32_t tok) {
-      if (n == 1)
-        std::printf("%d ", tok);
-      else
-        std::printf("[%d] %d\n", seq, tok);
+    // Sequence 0 streams as its tokens arrive; every sequence is listed in full at the end.
+    o.on_token = [](int32_t seq, int64_t, int32_t tok) {
+      if (seq != 0) return;
+      std::printf("%d ", tok);
       std::fflush(stdout);
     };
   }
@@ -95,7 +94,13 @@ Status run_run(const RunArgs& a) {
     }
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("\n%s", agent::format_report(r).c_str());
+    std::printf("\n");
+    for (size_t i = 1; i < r.tokens.size(); ++i) {
+      std::printf("sequence %zu:", i);
+      for (int32_t t : r.tokens[i]) std::printf(" %d", t);
+      std::printf("\n");
+    }
+    std::printf("%s", agent::format_report(r).c_str());
   }
   return {};
 }
