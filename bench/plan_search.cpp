@@ -11,7 +11,7 @@
 //             100, 300 or 1000 Mbit/s by pair: no two devices are alike, the hardest case.
 //
 // Usage: bench_plan_search [--quick] [--threads N] [--epsilon E]
-//                          [--only LAYERS DEVICES kinds|distinct [streaming]]
+//                          [--only LAYERS DEVICES kinds|distinct [streaming] [8b|70b|405b]]
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -47,6 +47,7 @@ struct Row {
   int n_devices = 0;
   bool distinct = false;
   bool streaming = false;
+  const char* shape = nullptr;  // "8b", "70b", "405b": the block; default by layer count
 };
 
 std::vector<sp::DeviceCaps> make_devices(const Row& row) {
@@ -71,9 +72,13 @@ std::vector<sp::DeviceCaps> make_devices(const Row& row) {
   return out;
 }
 
-sp::LlamaShape shape_for(int n_layers) {
-  if (n_layers <= 40) return {"8b", n_layers, 4096, 32, 8, 14336, 128256};
-  if (n_layers <= 100) return {"70b", n_layers, 8192, 64, 8, 28672, 128256};
+sp::LlamaShape shape_for(int n_layers, const char* name) {
+  const std::string s = name != nullptr   ? name
+                        : n_layers <= 40  ? "8b"
+                        : n_layers <= 100 ? "70b"
+                                          : "405b";
+  if (s == "8b") return {"8b", n_layers, 4096, 32, 8, 14336, 128256};
+  if (s == "70b") return {"70b", n_layers, 8192, 64, 8, 28672, 128256};
   return {"405b", n_layers, 16384, 128, 8, 53248, 128256};
 }
 
@@ -85,7 +90,7 @@ double cpu_seconds() {
 }
 
 void run_row(const Row& row, int threads, double epsilon) {
-  const sp::LlamaShape shape = shape_for(row.n_layers);
+  const sp::LlamaShape shape = shape_for(row.n_layers, row.shape);
   auto table = sp::llama_layer_table(shape, "q4_0");
   if (!table.ok()) {
     std::fprintf(stderr, "%s\n", table.status().to_string().c_str());
@@ -125,12 +130,11 @@ void run_row(const Row& row, int threads, double epsilon) {
   if (!front.ok()) {
     std::printf("  %s\n", front.status().message().c_str());
   } else {
-    std::printf(" %9lld %11lld %12lld %7zu %9.3f %7.3f %9.3f %8.0f\n",
-                static_cast<long long>(front->stats.states),
-                static_cast<long long>(front->stats.labels),
-                static_cast<long long>(front->stats.candidates), front->plans.size(),
-                front->stats.seconds, front->stats.beam_seconds, cpu,
-                static_cast<double>(strata::peak_rss_bytes()) / 1048576.0);
+    std::printf(
+        " %9lld %11lld %12lld %7zu %9.3f %7.3f %9.3f %8.0f\n",
+        static_cast<long long>(front->stats.states), static_cast<long long>(front->stats.labels),
+        static_cast<long long>(front->stats.candidates), front->plans.size(), front->stats.seconds,
+        front->stats.beam_seconds, cpu, static_cast<double>(strata::peak_rss_bytes()) / 1048576.0);
   }
   std::fflush(stdout);
 }
@@ -141,7 +145,7 @@ int main(int argc, char** argv) {
   std::vector<Row> rows = {
       {32, 4, false, false},   {48, 6, false, false},  {64, 6, false, false},
       {80, 8, false, false},   {80, 8, true, false},   {100, 10, false, false},
-      {126, 12, false, false}, {126, 12, false, true},
+      {126, 12, false, false}, {126, 12, false, true}, {126, 12, false, false, "70b"},
   };
   int threads = 0;
   double epsilon = 0;
@@ -157,15 +161,19 @@ int main(int argc, char** argv) {
       r.n_layers = std::atoi(argv[++i]);
       r.n_devices = std::atoi(argv[++i]);
       r.distinct = std::strcmp(argv[++i], "distinct") == 0;
-      if (i + 1 < argc && std::strcmp(argv[i + 1], "streaming") == 0) {
-        r.streaming = true;
-        ++i;
+      for (; i + 1 < argc && argv[i + 1][0] != '-'; ++i) {
+        if (std::strcmp(argv[i + 1], "streaming") == 0) {
+          r.streaming = true;
+        } else {
+          r.shape = argv[i + 1];
+        }
       }
       rows = {r};
     } else {
       std::fprintf(stderr,
                    "usage: bench_plan_search [--quick] [--threads N] [--epsilon E]\n"
-                   "                         [--only LAYERS DEVICES kinds|distinct [streaming]]\n");
+                   "                         [--only LAYERS DEVICES kinds|distinct [streaming] "
+                   "[8b|70b|405b]]\n");
       return 2;
     }
   }

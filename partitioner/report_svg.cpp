@@ -126,7 +126,8 @@ std::string front_svg(const PlanRun& run) {
           .c_str());
   s += svg_printf(
       "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#666\">points that look "
-      "dominated here win on energy per token or memory pressure; plans with equal latency and throughput overlap</text>\n",
+      "dominated here win on energy per token or memory pressure; plans with equal latency and "
+      "throughput overlap</text>\n",
       kLeft, kHeight - 6);
   // Grid, ticks, axes.
   s += "<g font-size=\"12\" fill=\"#333\">\n";

@@ -378,12 +378,19 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
         return;
       }
       // Complete plans: compare their final objectives directly; one an incumbent is no worse
-      // than adds nothing (it is dominated by or equal to the incumbent).
-      for (const Label& x : w.cand) {
-        const Objectives o = m_.finish(to_partial(x), j, mask);
+      // than adds nothing (it is dominated by or equal to the incumbent), nor does one that
+      // another plan of this set beats.
+      std::vector<Objectives> objs;
+      std::vector<size_t> from;
+      for (size_t i = 0; i < w.cand.size(); ++i) {
+        const Objectives o = m_.finish(to_partial(w.cand[i]), j, mask);
         if (prune && !incumbents_.empty() && incumbents_.covers(o, &w.hit)) continue;
-        out.finals.push_back(o);
-        out.labels.push_back(x);
+        objs.push_back(o);
+        from.push_back(i);
+      }
+      for (const size_t i : internal::pareto_indices(objs, use_energy_)) {
+        out.finals.push_back(objs[i]);
+        out.labels.push_back(w.cand[from[i]]);
       }
     });
     std::fill(state_ranges.begin(), state_ranges.end(), Range{});
@@ -418,8 +425,10 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
     if (static_cast<int64_t>(labels.size() + opens.size()) > options_.max_labels) {
       return resource_exhausted(
           "the search holds over " + std::to_string(options_.max_labels) +
-          " partial plans at unit " + std::to_string(c) + " of " + std::to_string(n) +
-          "; bound it with an epsilon (--epsilon 0.01) or plan with fewer devices");
+          " partial plans at unit " + std::to_string(c) + " of " + std::to_string(n) + "; " +
+          (options_.epsilon > 0 ? "use a larger epsilon"
+                                : "bound it with an epsilon (--epsilon 0.01)") +
+          " or plan with fewer devices");
     }
     if (c == n) break;
     // Open sets at c: every state (c, S - j, i) crossing the link i -> j.

@@ -35,6 +35,7 @@ struct PlanOptions {
   bool allow_streaming = false;
   std::string scenarios;
   double epsilon = 0;
+  int threads = 0;
   std::string svg, out;
   bool json = false;
   size_t max_rows = 30;
@@ -205,6 +206,7 @@ Status run_plan(const PlanOptions& o) {
 
   sp::SearchOptions options;
   options.epsilon = o.epsilon;
+  options.threads = o.threads;
   Progress progress;
   options.progress = [&progress](int done, int total) { progress(done, total); };
   auto front = sp::search_front(model, options);
@@ -308,6 +310,10 @@ void add_plan_command(CLI::App& root, Action& action) {
                   "0 for the exact front (default); E > 0 keeps only partial plans more than a "
                   "factor 1+E apart, for very large searches")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--threads", o->threads,
+                  "threads for the search (default 0: every hardware thread); the front does "
+                  "not depend on it")
+      ->check(CLI::Range(0, 1024));
   cmd->add_option("--svg", o->svg, "write an SVG of the front here");
   cmd->add_option("-o,--output", o->out, "write PLAN.json (strata.plan/1) here");
   cmd->add_flag("--json", o->json, "print PLAN.json to stdout instead of the tables");

@@ -127,9 +127,10 @@ TEST(Search, EpsilonFrontApproximatesTheExactOne) {
 
 TEST(Search, ThreadsDoNotChangeTheFront) {
   testing::RandomInstanceOptions opt;
-  opt.min_units = opt.max_units = 14;
-  opt.min_devices = opt.max_devices = 6;
-  for (uint64_t seed = 77; seed <= 80; ++seed) {
+  // Eight devices: 2048 sets per unit, enough for the search to hand work to several threads.
+  opt.min_units = opt.max_units = 12;
+  opt.min_devices = opt.max_devices = 8;
+  for (uint64_t seed = 77; seed <= 79; ++seed) {
     const CostModel model = testing::random_instance(seed, opt);
     SearchOptions one, four;
     one.threads = 1;
