@@ -121,6 +121,7 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
   {
     ComputeOptions co;
     co.threads_all = threads_all;
+    co.gemv_pool_bytes = bandwidth_array_bytes(p.device, p.memory);
     if (opt.quick) {
       // Half a 2048-wide layer keeps ten GEMM runs inside the quick budget on two cores.
       co.gemm_shapes = {{1024, 2048}};
