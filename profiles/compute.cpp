@@ -96,13 +96,19 @@ std::string MatmulLoad::describe() const {
 
 namespace {
 
-// Times `load` after a warm-up call, whose duration also sets how many calls one repetition
-// batches (enough to last rep_seconds; the warm-up's page faults only make it fewer).
+// Times `load`: a warm-up of back-to-back calls lasting half a repetition (so that cycled
+// GEMV copies come from memory, as in the timed calls, and the first call's page faults are
+// paid) sets how many calls one repetition batches; then `reps` timed repetitions.
 Figure time_load(MatmulLoad& load, int reps, double rep_seconds) {
   double t0 = now_s();
-  const double gflop_per_call = load.run_once();
-  const double one = std::max(now_s() - t0, 1e-6);
-  const int calls = std::max(1, static_cast<int>(rep_seconds / one));
+  double gflop_per_call = 0;
+  int warm_calls = 0;
+  do {
+    gflop_per_call = load.run_once();
+    ++warm_calls;
+  } while (now_s() - t0 < rep_seconds / 2);
+  const double per_call = (now_s() - t0) / warm_calls;
+  const int calls = std::max(1, static_cast<int>(rep_seconds / per_call + 0.5));
   std::vector<double> samples;
   for (int r = 0; r < reps; ++r) {
     t0 = now_s();

@@ -155,7 +155,7 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
   StorageOptions so;
   so.path = storage_path;
   so.chunks = storage_chunk_sizes();
-  so.file_bytes = opt.quick ? (64 << 20) : (256 << 20);
+  so.file_bytes = opt.quick ? (32 << 20) : (256 << 20);
   so.seconds_per_size = opt.quick ? 0.03 : 0.25;
   Result<Storage> storage = probe_storage(so, progress);
   if (storage.ok()) {

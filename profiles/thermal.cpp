@@ -254,7 +254,7 @@ std::vector<SustainSample> run_sustained(double seconds, double window_s,
                    cpu > 0 ? std::optional<double>(gflop / cpu) : std::nullopt, mean_cur_mhz(sys)});
     if (progress) {
       char line[128];
-      std::snprintf(line, sizeof line, "sustained load %.0f/%.0f s: %.1f GFLOP/s", t - t0, seconds,
+      std::snprintf(line, sizeof line, "sustained load %.1f/%.0f s: %.1f GFLOP/s", t - t0, seconds,
                     out.back().gflops);
       progress(line);
     }
