@@ -1,6 +1,7 @@
 #include "strata/profiles/compute.h"
 
-#include <random>
+#include <algorithm>
+#include <cstring>
 
 #include "strata/base/io.h"
 #include "strata/model/kernels.h"
@@ -12,42 +13,67 @@ struct MatmulLoad::Impl {
   int64_t rows;
   int64_t cols;
   int64_t n_tokens;
-  std::vector<uint8_t> weights;
+  int64_t n_copies = 1;
+  int64_t next_copy = 0;
+  std::vector<uint8_t> weights;  // n_copies back to back
   std::vector<float> x;
   std::vector<float> y;
-  model::ThreadPool pool;
+  std::unique_ptr<model::ThreadPool> pool;
   model::MatmulScratch scratch;
 
-  Impl(model::DType t, int64_t r, int64_t c, int64_t n, int threads)
-      : type(t), rows(r), cols(c), n_tokens(n), pool(threads) {
-    // Deterministic values of the size real weights have; a quantized type gets the bytes its
-    // quantizer makes, so the kernels see realistic scales and nibbles.
-    std::mt19937 rng(1234);
-    std::normal_distribution<float> dist(0.0f, 0.02f);
+  Impl(model::DType t, int64_t r, int64_t c, int64_t n, int threads, int64_t pool_bytes)
+      : type(t), rows(r), cols(c), n_tokens(n), pool(std::make_unique<model::ThreadPool>(threads)) {
+    // Deterministic values of the magnitude real weights have; a quantized type gets the bytes
+    // its quantizer makes, so the kernels see realistic scales and nibbles.
+    // xorshift32 to uniform values in [-0.04, 0.04): the kernels' speed does not depend on the
+    // distribution, and a normal generator would dominate the probe's setup time.
+    uint32_t state = 0x9e3779b9u;
+    const auto dist = [&state] {
+      state ^= state << 13;
+      state ^= state >> 17;
+      state ^= state << 5;
+      return (static_cast<float>(state >> 8) * (1.0f / 16777216.0f) - 0.5f) * 0.08f;
+    };
     const int64_t rb = model::row_bytes(t, c);
-    weights.resize(static_cast<size_t>(rb * r));
+    const int64_t matrix_bytes = rb * r;
+    n_copies = std::max<int64_t>(1, (pool_bytes + matrix_bytes - 1) / matrix_bytes);
+    weights.resize(static_cast<size_t>(matrix_bytes * n_copies));
     std::vector<float> row(static_cast<size_t>(c));
     for (int64_t i = 0; i < r; ++i) {
-      for (float& v : row) v = dist(rng);
+      for (float& v : row) v = dist();
       model::quantize_row(t, row.data(), weights.data() + i * rb, c);
     }
+    // Copies, not fresh values: the kernels' speed does not depend on the values, and copying
+    // is far cheaper than quantizing.
+    for (int64_t k = 1; k < n_copies; ++k) {
+      std::memcpy(weights.data() + k * matrix_bytes, weights.data(),
+                  static_cast<size_t>(matrix_bytes));
+    }
     x.resize(static_cast<size_t>(n * c));
-    for (float& v : x) v = dist(rng) * 50.0f;
+    for (float& v : x) v = dist() * 25.0f;
     y.resize(static_cast<size_t>(n * r));
   }
 
   double gflop() const { return 2.0 * static_cast<double>(rows * cols * n_tokens) / 1e9; }
 
   void run() {
-    const model::WeightView w{type, rows, cols, weights.data()};
-    model::matmul(w, x.data(), n_tokens, y.data(), rows, pool, scratch);
+    const int64_t matrix_bytes = model::row_bytes(type, cols) * rows;
+    const model::WeightView w{type, rows, cols, weights.data() + next_copy * matrix_bytes};
+    next_copy = (next_copy + 1) % n_copies;
+    model::matmul(w, x.data(), n_tokens, y.data(), rows, *pool, scratch);
   }
 };
 
-MatmulLoad::MatmulLoad(model::DType type, int64_t rows, int64_t cols, int64_t n_tokens, int threads)
-    : impl_(std::make_unique<Impl>(type, rows, cols, n_tokens, threads)) {}
+MatmulLoad::MatmulLoad(model::DType type, int64_t rows, int64_t cols, int64_t n_tokens, int threads,
+                       int64_t pool_bytes)
+    : impl_(std::make_unique<Impl>(type, rows, cols, n_tokens, threads, pool_bytes)) {}
 
 MatmulLoad::~MatmulLoad() = default;
+
+void MatmulLoad::set_threads(int threads) {
+  STRATA_CHECK(threads >= 1);
+  if (impl_->pool->size() != threads) impl_->pool = std::make_unique<model::ThreadPool>(threads);
+}
 
 double MatmulLoad::run_once() {
   impl_->run();
@@ -60,19 +86,29 @@ std::string MatmulLoad::describe() const {
          std::string(*model::dtype_name(static_cast<uint32_t>(m.type))) + " " +
          std::to_string(m.rows) + "x" + std::to_string(m.cols) +
          (m.n_tokens == 1 ? "" : " x " + std::to_string(m.n_tokens) + " tokens") + ", " +
-         std::to_string(m.pool.size()) + (m.pool.size() == 1 ? " thread" : " threads") +
-         ", strata::model::matmul (" + model::isa_name(model::active_isa()) + ")";
+         std::to_string(m.pool->size()) + (m.pool->size() == 1 ? " thread" : " threads") +
+         ", strata::model::matmul (" + model::isa_name(model::active_isa()) + ")" +
+         (m.n_copies > 1 ? ", weights cycled through " + std::to_string(m.n_copies) + " copies (" +
+                               format_bytes(static_cast<double>(m.weights.size())) +
+                               ") so each call reads them from memory"
+                         : "");
 }
 
 namespace {
 
-// Times `load` after a warm-up call, whose duration also sets how many calls one repetition
-// batches (enough to last rep_seconds; the warm-up's page faults only make it fewer).
+// Times `load`: a warm-up of back-to-back calls lasting half a repetition (so that cycled
+// GEMV copies come from memory, as in the timed calls, and the first call's page faults are
+// paid) sets how many calls one repetition batches; then `reps` timed repetitions.
 Figure time_load(MatmulLoad& load, int reps, double rep_seconds) {
   double t0 = now_s();
-  const double gflop_per_call = load.run_once();
-  const double one = std::max(now_s() - t0, 1e-6);
-  const int calls = std::max(1, static_cast<int>(rep_seconds / one));
+  double gflop_per_call = 0;
+  int warm_calls = 0;
+  do {
+    gflop_per_call = load.run_once();
+    ++warm_calls;
+  } while (now_s() - t0 < rep_seconds / 2);
+  const double per_call = (now_s() - t0) / warm_calls;
+  const int calls = std::max(1, static_cast<int>(rep_seconds / per_call + 0.5));
   std::vector<double> samples;
   for (int r = 0; r < reps; ++r) {
     t0 = now_s();
@@ -98,13 +134,14 @@ void probe_compute(const ComputeOptions& opt, Compute& out, const Progress& prog
         const std::string dtype(*model::dtype_name(static_cast<uint32_t>(t)));
         const std::vector<int> thread_counts =
             opt.threads_all == 1 ? std::vector<int>{1} : std::vector<int>{1, opt.threads_all};
+        MatmulLoad load(t, rows, cols, n_tokens, 1, gemm ? 0 : opt.gemv_pool_bytes);
         for (const int threads : thread_counts) {
           if (progress) {
             progress(std::string(gemm ? "compute gemm " : "compute gemv ") + dtype + " " +
                      std::to_string(rows) + "x" + std::to_string(cols) + ", " +
                      std::to_string(threads) + (threads == 1 ? " thread" : " threads"));
           }
-          MatmulLoad load(t, rows, cols, n_tokens, threads);
+          load.set_threads(threads);
           out.runs.push_back({gemm ? "gemm" : "gemv", dtype, rows, cols, n_tokens, threads,
                               time_load(load, opt.reps, opt.rep_seconds)});
           if (si != 0) continue;

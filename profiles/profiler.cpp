@@ -111,6 +111,17 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
   read_thermal_state(sys, p.thermal);
   p.thermal.throttle = read_throttle_counters(sys);
 
+  // Compute, bandwidth and storage always run on this machine, so their sizes follow this
+  // machine's caches and memory even when a recorded tree describes another one.
+  Device host_device = p.device;
+  Memory host_memory = p.memory;
+  if (!sys.live()) {
+    SysTree live("/");
+    host_device = probe_device(live);
+    probe_memory_capacity(live, host_memory);
+  }
+  const int64_t cold_bytes = bandwidth_array_bytes(host_device, host_memory);
+
   PowerMeter meter(sys, system_clock());
   std::optional<PowerWindow> idle;
   if (meter.any_readable()) {
@@ -121,6 +132,7 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
   {
     ComputeOptions co;
     co.threads_all = threads_all;
+    co.gemv_pool_bytes = cold_bytes;
     if (opt.quick) {
       // Half a 2048-wide layer keeps ten GEMM runs inside the quick budget on two cores.
       co.gemm_shapes = {{1024, 2048}};
@@ -136,14 +148,14 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
 
   BandwidthOptions bo;
   bo.threads_all = threads_all;
-  bo.array_bytes = bandwidth_array_bytes(p.device, p.memory);
+  bo.array_bytes = cold_bytes;
   bo.reps = opt.quick ? 5 : 15;
   probe_memory_bandwidth(bo, p.memory, progress);
 
   StorageOptions so;
   so.path = storage_path;
   so.chunks = storage_chunk_sizes();
-  so.file_bytes = opt.quick ? (64 << 20) : (256 << 20);
+  so.file_bytes = opt.quick ? (32 << 20) : (256 << 20);
   so.seconds_per_size = opt.quick ? 0.03 : 0.25;
   Result<Storage> storage = probe_storage(so, progress);
   if (storage.ok()) {

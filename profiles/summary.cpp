@@ -109,7 +109,14 @@ std::string profile_summary(const Profile& p) {
     << ", sustained " << fig(t.sustained_gflops) << ", clock drop " << fig(t.freq_drop_pct)
     << ", throttle after " << fig(t.time_to_throttle_s) << "\n";
   for (const auto& c : t.throttle) {
-    o << "         " << c.name << " " << c.before << " -> " << c.after;
+    if (c.name == "get_throttled") {  // a bit field, read as the firmware prints it
+      char b[64];
+      std::snprintf(b, sizeof b, "0x%llx -> 0x%llx", static_cast<unsigned long long>(c.before),
+                    static_cast<unsigned long long>(c.after));
+      o << "         " << c.name << " " << b;
+    } else {
+      o << "         " << c.name << " " << c.before << " -> " << c.after;
+    }
     for (const auto& f : c.flags) o << " " << f;
     o << "\n";
   }

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <memory>
 
 #include "strata/profiles/probes.h"
@@ -111,6 +112,12 @@ std::optional<std::pair<int64_t, std::string>> read_get_throttled(SysTree& sys) 
 }
 
 double median_of(std::vector<double> v) { return summarize(std::move(v)).median; }
+
+double process_cpu_s() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 }  // namespace
 
@@ -236,15 +243,18 @@ std::vector<SustainSample> run_sustained(double seconds, double window_s,
   double t = t0;
   while (t - t0 < seconds) {
     const double w0 = clock.now_s();
+    const double cpu0 = process_cpu_s();
     double gflop = 0;
     do {
       gflop += work();
     } while (clock.now_s() - w0 < window_s);
     t = clock.now_s();
-    out.push_back({t - t0, gflop / (t - w0), mean_cur_mhz(sys)});
+    const double cpu = process_cpu_s() - cpu0;
+    out.push_back({t - t0, gflop / (t - w0),
+                   cpu > 0 ? std::optional<double>(gflop / cpu) : std::nullopt, mean_cur_mhz(sys)});
     if (progress) {
       char line[128];
-      std::snprintf(line, sizeof line, "sustained load %.0f/%.0f s: %.1f GFLOP/s", t - t0, seconds,
+      std::snprintf(line, sizeof line, "sustained load %.1f/%.0f s: %.1f GFLOP/s", t - t0, seconds,
                     out.back().gflops);
       progress(line);
     }
@@ -276,7 +286,6 @@ void analyze_sustained(const std::vector<SustainSample>& samples, const std::str
       measured_figure(head, "GFLOP/s", workload + ", first " + std::to_string(n_head) + " windows");
   out.sustained_gflops =
       measured_figure(tail, "GFLOP/s", workload + ", last " + std::to_string(n_tail) + " windows");
-  const double burst = *out.burst_gflops.value;
 
   std::vector<double> mhz_head, mhz_tail;
   for (size_t i = 0; i < n_head; ++i) {
@@ -297,14 +306,23 @@ void analyze_sustained(const std::vector<SustainSample>& samples, const std::str
         unavailable_figure("%", virtualized ? Reason::kVirtualized : Reason::kNotPresent,
                            "/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq not present");
   }
-  // Throttling: the tail runs more than 10% below the burst (or the clock fell by more than
-  // 5%), and the first of three consecutive windows below 90% of the burst marks when.
-  const bool slowed = median_of(tail) < 0.9 * burst;
+  // Throttling: judged on GFLOP per CPU-second when every window has it, so that CPU time
+  // taken by other processes is not mistaken for a slower CPU.
+  const bool per_cpu = std::all_of(samples.begin(), samples.end(),
+                                   [](const SustainSample& s) { return s.gflop_per_cpu_s; });
+  const auto rate = [&](size_t i) {
+    return per_cpu ? *samples[i].gflop_per_cpu_s : samples[i].gflops;
+  };
+  std::vector<double> rate_head, rate_tail;
+  for (size_t i = 0; i < n_head; ++i) rate_head.push_back(rate(i));
+  for (size_t i = n - n_tail; i < n; ++i) rate_tail.push_back(rate(i));
+  const double head_rate = median_of(rate_head);
+  const bool slowed = median_of(rate_tail) < 0.9 * head_rate;
   std::optional<double> when;
   if (slowed || freq_dropped) {
     for (size_t i = 0; i + 2 < n; ++i) {
-      if (samples[i].gflops < 0.9 * burst && samples[i + 1].gflops < 0.9 * burst &&
-          samples[i + 2].gflops < 0.9 * burst) {
+      if (rate(i) < 0.9 * head_rate && rate(i + 1) < 0.9 * head_rate &&
+          rate(i + 2) < 0.9 * head_rate) {
         when = samples[i].t_s - window;
         break;
       }
@@ -316,7 +334,8 @@ void analyze_sustained(const std::vector<SustainSample>& samples, const std::str
   } else {
     out.time_to_throttle_s =
         unavailable_figure("s", Reason::kNotPresent,
-                           "no sustained drop below 90% of burst within " +
+                           std::string("no sustained drop below 90% of the first windows' ") +
+                               (per_cpu ? "GFLOP per CPU-second" : "GFLOP/s") + " within " +
                                std::to_string(static_cast<int>(samples.back().t_s + 0.5)) + " s");
   }
 }

@@ -13,6 +13,7 @@ ComputeOptions tiny(int threads_all) {
   o.reps = 5;
   o.rep_seconds = 0.001;
   o.threads_all = threads_all;
+  o.gemv_pool_bytes = 1 << 20;
   return o;
 }
 
@@ -41,6 +42,9 @@ TEST(Compute, EveryTypeOpAndThreadCountIsMeasuredWithTheEnginesKernels) {
     EXPECT_NE(c.gemv_gflops.at(dtype).threads_all.source.find("64x128"), std::string::npos);
     EXPECT_NE(c.gemv_gflops.at(dtype).threads_all.source.find("2 threads"), std::string::npos);
     EXPECT_NE(c.gemm_gflops.at(dtype).threads_1.source.find("x 8 tokens"), std::string::npos);
+    // GEMV reads cold weights from a pool of copies; GEMM reuses one copy.
+    EXPECT_NE(c.gemv_gflops.at(dtype).threads_1.source.find("copies"), std::string::npos);
+    EXPECT_EQ(c.gemm_gflops.at(dtype).threads_1.source.find("copies"), std::string::npos);
   }
 }
 
@@ -55,6 +59,17 @@ TEST(Compute, MatmulLoadCountsTwoFlopsPerMultiplyAdd) {
   MatmulLoad load(model::DType::kQ8_0, 64, 256, 4, 1);
   EXPECT_DOUBLE_EQ(load.run_once(), 2.0 * 64 * 256 * 4 / 1e9);
   EXPECT_NE(load.describe().find("gemm q8_0 64x256 x 4 tokens, 1 thread"), std::string::npos);
+  load.set_threads(2);
+  EXPECT_NE(load.describe().find("2 threads"), std::string::npos);
+  EXPECT_DOUBLE_EQ(load.run_once(), 2.0 * 64 * 256 * 4 / 1e9);
+}
+
+TEST(Compute, PoolHoldsWholeCopiesOfTheWeights) {
+  // 64 rows of 256 q8_0 elements: 64 x 8 blocks x 34 B = 17408 B; 100000 B need 6 copies.
+  MatmulLoad load(model::DType::kQ8_0, 64, 256, 1, 1, 100000);
+  EXPECT_NE(load.describe().find("cycled through 6 copies"), std::string::npos)
+      << load.describe();
+  for (int i = 0; i < 13; ++i) EXPECT_GT(load.run_once(), 0);  // wraps around the copies
 }
 
 }  // namespace

@@ -60,6 +60,24 @@ TEST(Profiler, QuickRunOnARecordedVm) {
   EXPECT_FALSE(profile_summary(p).empty());
 }
 
+// Regression: bandwidth arrays were sized from the recorded board's 1 MiB L2, so this
+// machine's 32 MiB L3 served the "memory" bandwidth from cache.
+TEST(Profiler, RecordedTreeDoesNotSizeTheHostsMeasurements) {
+  SysTree live("/");
+  const Device host = probe_device(live);
+  Memory host_memory;
+  probe_memory_capacity(live, host_memory);
+  ProfileOptions opt;
+  opt.quick = true;
+  opt.sustain_s = 0;
+  opt.sysfs_root = fixture("rpi4b");
+  opt.storage_path = std::filesystem::temp_directory_path().string();
+  const Result<Profile> r = run_profile(opt, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->memory.array_bytes, bandwidth_array_bytes(host, host_memory));
+  EXPECT_EQ(r->device.board_model, "Raspberry Pi 4 Model B Rev 1.4");  // identity: the tree's
+}
+
 TEST(Profiler, BadOptionsAreInvalidArguments) {
   ProfileOptions opt;
   opt.quick = true;

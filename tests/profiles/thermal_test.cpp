@@ -85,7 +85,7 @@ std::vector<SustainSample> trace(const std::vector<double>& gflops, std::optiona
   for (size_t i = 0; i < gflops.size(); ++i) {
     std::optional<double> mhz;
     if (mhz0) mhz = i < gflops.size() / 2 ? *mhz0 : *mhz1;
-    out.push_back({0.5 * static_cast<double>(i + 1), gflops[i], mhz});
+    out.push_back({0.5 * static_cast<double>(i + 1), gflops[i], std::nullopt, mhz});
   }
   return out;
 }
@@ -113,6 +113,33 @@ TEST(Sustained, SteadyMachineDoesNotThrottle) {
   EXPECT_FALSE(t.time_to_throttle_s.available());
   EXPECT_EQ(t.time_to_throttle_s.reason, Reason::kNotPresent);
   EXPECT_DOUBLE_EQ(*t.freq_drop_pct.value, 0.0);
+}
+
+TEST(Sustained, OtherProcessesTakingTheCpuIsNotThrottling) {
+  // From window 8 on another process takes 30% of the CPU: GFLOP/s fall, GFLOP per
+  // CPU-second does not.
+  std::vector<SustainSample> s;
+  for (int i = 0; i < 20; ++i) {
+    const double share = i < 8 ? 1.0 : 0.7;
+    s.push_back({0.5 * (i + 1), 10.0 * share, 5.0, std::nullopt});
+  }
+  Thermal t;
+  analyze_sustained(s, "gemm", true, t);
+  EXPECT_DOUBLE_EQ(*t.sustained_gflops.value, 7.0);  // what the user got
+  EXPECT_FALSE(t.time_to_throttle_s.available());
+  EXPECT_NE(t.time_to_throttle_s.source.find("GFLOP per CPU-second"), std::string::npos);
+}
+
+TEST(Sustained, ThrottlingShowsInGflopPerCpuSecond) {
+  std::vector<SustainSample> s;
+  for (int i = 0; i < 20; ++i) {
+    const double speed = i < 12 ? 1.0 : 0.75;  // the clock drops 25% at 6 s
+    s.push_back({0.5 * (i + 1), 10.0 * speed, 5.0 * speed, std::nullopt});
+  }
+  Thermal t;
+  analyze_sustained(s, "gemm", false, t);
+  ASSERT_TRUE(t.time_to_throttle_s.available());
+  EXPECT_DOUBLE_EQ(*t.time_to_throttle_s.value, 6.0);
 }
 
 TEST(Sustained, OneSlowWindowIsNoise) {

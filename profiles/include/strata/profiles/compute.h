@@ -21,6 +21,10 @@ struct ComputeOptions {
   std::vector<std::pair<int64_t, int64_t>> gemv_shapes = {{2048, 2048}};
   std::vector<std::pair<int64_t, int64_t>> gemm_shapes = {{2048, 2048}};
   int64_t gemm_tokens = 128;
+  // GEMV weights are cycled through copies filling this many bytes (use at least 4x the
+  // last-level cache) so that every call reads them from memory, as decode does; 0 keeps one
+  // copy, which a cache can hold. GEMM reuses each weight for every token and keeps one copy.
+  int64_t gemv_pool_bytes = 0;
   int reps = 5;               // timed repetitions after a warm-up, each at least rep_seconds
   double rep_seconds = 0.02;  // calls are batched until one repetition lasts this long
   int threads_all = 1;
@@ -29,22 +33,28 @@ struct ComputeOptions {
 };
 
 // Fills out.gemv_gflops / gemm_gflops (by dtype name), threads_all, kernel_isa and runs.
-// GFLOP/s count 2 FLOPs per multiply-add. Allocates the weights of one shape and type at a
-// time. Never fails.
+// GFLOP/s count 2 FLOPs per multiply-add. Allocates the weights (and GEMV copies) of one shape
+// and type at a time. Never fails.
 void probe_compute(const ComputeOptions& opt, Compute& out, const Progress& progress);
 
-// A matrix product to run back to back (the sustained-load probe's work): owns its weights,
-// activations and thread pool. Not thread-safe.
+// A matrix product to run back to back (the compute probe's and the sustained-load probe's
+// work): owns its weights, activations and thread pool. With `pool_bytes` > 0 it holds enough
+// copies of the weights to fill that many bytes and each call uses the next copy, so that the
+// weights come from memory, not from a cache, as they do in decode (every layer's weights are
+// read once per token). Not thread-safe.
 class MatmulLoad {
  public:
-  MatmulLoad(model::DType type, int64_t rows, int64_t cols, int64_t n_tokens, int threads);
+  MatmulLoad(model::DType type, int64_t rows, int64_t cols, int64_t n_tokens, int threads,
+             int64_t pool_bytes = 0);
   ~MatmulLoad();
   MatmulLoad(const MatmulLoad&) = delete;
   MatmulLoad& operator=(const MatmulLoad&) = delete;
 
   // One product; returns the GFLOP it computed.
   double run_once();
-  // "gemm q8_0 2048x2048 x 128 tokens, 2 threads"
+  // Replaces the thread pool by one of `threads` threads (>= 1), keeping the weights.
+  void set_threads(int threads);
+  // "gemm q8_0 2048x2048 x 128 tokens, 2 threads, ..." (and the copies, if any)
   std::string describe() const;
 
  private:

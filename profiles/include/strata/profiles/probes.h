@@ -84,23 +84,27 @@ std::vector<ThrottleCounter> read_throttle_counters(SysTree& sys);
 // Re-reads the counters into `after` (and the decoded flags).
 void update_throttle_counters(SysTree& sys, std::vector<ThrottleCounter>& counters);
 
-// One window of the sustained-load probe: its end time since the start, its GFLOP/s, and the
-// mean CPU clock at its end.
+// One window of the sustained-load probe: its end time since the start, its GFLOP/s, the
+// GFLOP per CPU-second this process received in it (a busy machine lowers GFLOP/s but not
+// this; a throttled CPU lowers both), and the mean CPU clock at its end.
 struct SustainSample {
   double t_s = 0;
   double gflops = 0;
+  std::optional<double> gflop_per_cpu_s;
   std::optional<double> mhz;
 };
 
 // Calls `work` (which returns the GFLOP it did) back to back for `seconds`, one sample per
-// `window_s`.
+// `window_s`; CPU time is the process's (CLOCK_PROCESS_CPUTIME_ID), wall time `clock`'s.
 std::vector<SustainSample> run_sustained(double seconds, double window_s,
                                          const std::function<double()>& work, SysTree& sys,
                                          Clock& clock, const Progress& progress);
 
 // Burst (median of the first tenth of windows, at least 2) vs sustained (median of the last
-// quarter) GFLOP/s, clock drop, and time to throttle (the first of three windows in a row
-// below 90% of burst, when the tail is below 90% or the clock fell by more than 5%); no
+// quarter) GFLOP/s, clock drop, and time to throttle. Throttling is judged on GFLOP per
+// CPU-second where the samples have it (else GFLOP/s), so that other processes taking the CPU
+// do not read as throttling: the tail below 90% of the head, or the clock down by more than
+// 5%, and then the first of three windows in a row below 90% of the head marks the time. No
 // throttling gives time_to_throttle_s unavailable with reason not_present. Pure.
 void analyze_sustained(const std::vector<SustainSample>& samples, const std::string& workload,
                        bool virtualized, Thermal& out);
