@@ -191,29 +191,14 @@ class UringEngine final : public IoEngine {
     size_t next = 0;
     int in_flight = 0;
     Status error;
-    while (in_flight > 0 || (next < pieces.size() && error.ok())) {
-      while (error.ok() && in_flight < depth_ && next < pieces.size()) {
-        submit(pieces[next], next);
-        ++next;
-        ++in_flight;
-      }
-      const int s = io_uring_submit(&ring_);
-      if (s < 0 && error.ok()) error = os_error(f_.path(), "io_uring_submit failed", -s);
-      io_uring_cqe* cqe = nullptr;
-      int w = io_uring_wait_cqe(&ring_, &cqe);
-      while (w == -EINTR) w = io_uring_wait_cqe(&ring_, &cqe);
-      if (w < 0) return os_error(f_.path(), "io_uring_wait_cqe failed", -w);
-      const auto index = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
-      const int res = cqe->res;
-      io_uring_cqe_seen(&ring_, cqe);
+    // One completion: done, resubmitted for its rest, or an error (then nothing new is
+    // submitted and the reads in flight drain).
+    auto complete = [&](size_t index, int res) {
       --in_flight;
       Piece& p = pieces[index];
       if (res == -EINTR || res == -EAGAIN) {
-        if (error.ok()) {
-          submit(p, index);
-          ++in_flight;
-        }
-        continue;
+        if (error.ok()) submit(p, index, &in_flight);
+        return;
       }
       if (res < 0) {
         if (error.ok()) {
@@ -222,30 +207,49 @@ class UringEngine final : public IoEngine {
                                std::to_string(p.offset + p.done) + " failed",
                            -res);
         }
-        continue;
+        return;
       }
-      Result<bool> complete = advance(f_, p, res);
-      if (!complete.ok()) {
-        if (error.ok()) error = complete.status();
-      } else if (!*complete) {
-        if (error.ok()) {
-          submit(p, index);
-          ++in_flight;
-        }
+      Result<bool> done = advance(f_, p, res);
+      if (!done.ok()) {
+        if (error.ok()) error = done.status();
+      } else if (!*done) {
+        if (error.ok()) submit(p, index, &in_flight);
       } else {
         drop_cached(f_, p);
       }
+    };
+    while (in_flight > 0 || (next < pieces.size() && error.ok())) {
+      while (error.ok() && in_flight < depth_ && next < pieces.size()) {
+        submit(pieces[next], next, &in_flight);
+        ++next;
+      }
+      // Submitting and waiting in one call, then taking every completion that is there: one
+      // system call per wake-up, however many reads finished.
+      int r = io_uring_submit_and_wait(&ring_, 1);
+      while (r == -EINTR) r = io_uring_submit_and_wait(&ring_, 1);
+      if (r < 0) return os_error(f_.path(), "io_uring_submit_and_wait failed", -r);
+      io_uring_cqe* cqe = nullptr;
+      unsigned head = 0;
+      unsigned seen = 0;
+      std::vector<std::pair<size_t, int>> done;
+      io_uring_for_each_cqe(&ring_, head, cqe) {
+        done.emplace_back(static_cast<size_t>(io_uring_cqe_get_data64(cqe)), cqe->res);
+        ++seen;
+      }
+      io_uring_cq_advance(&ring_, seen);
+      for (const auto& [index, res] : done) complete(index, res);
     }
     return error;
   }
 
  private:
-  void submit(Piece& p, size_t index) {
+  void submit(Piece& p, size_t index, int* in_flight) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     STRATA_CHECK(sqe != nullptr);  // never more than depth_ in flight
     io_uring_prep_read(sqe, f_.fd(), p.dst + p.done, static_cast<unsigned>(p.bytes - p.done),
                        static_cast<uint64_t>(p.offset + p.done));
     io_uring_sqe_set_data64(sqe, index);
+    ++*in_flight;
   }
 
   const StreamFile& f_;

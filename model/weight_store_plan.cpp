@@ -42,9 +42,14 @@ std::vector<int64_t> spread(int64_t n, int64_t k) {
 
 std::string mb(int64_t bytes) { return format_bytes(static_cast<double>(bytes)); }
 
-// The smallest profiled chunk within 10% of the best bandwidth: larger reads gain nothing and
-// coarsen the overlap.
-void choose_chunk(const StreamOptions& o, StreamPlan* p) {
+// Chunk: among the profiled sizes within 10% of the best bandwidth, the largest that still
+// splits a ring buffer into io_depth reads (so that they are all in flight at once); the
+// smallest of them when none is that small. Large chunks mean fewer requests to issue and
+// complete, which matters when the reader thread shares busy cores with the engine (it then
+// runs late, and a queue of small reads drains while it waits). Without a profile: 4 MiB,
+// capped the same way (64 KiB at least).
+void choose_chunk(const StreamOptions& o, int64_t slot_bytes, StreamPlan* p) {
+  const int64_t cap = std::max(kDirectAlign, align_down(slot_bytes / p->io_depth, kDirectAlign));
   if (o.chunk_bytes > 0) {
     p->chunk_bytes = o.chunk_bytes;
     p->chunk_source = "--chunk";
@@ -57,20 +62,21 @@ void choose_chunk(const StreamOptions& o, StreamPlan* p) {
     if (chunk >= kDirectAlign && chunk % kDirectAlign == 0) best = std::max(best, mbps);
   }
   if (best <= 0) {
-    p->chunk_bytes = kDefaultChunkBytes;
+    p->chunk_bytes = std::clamp(cap, int64_t{64} << 10, kDefaultChunkBytes);
     p->chunk_source = "default (no storage profile)";
     return;
   }
-  for (const auto& [chunk, mbps] : o.storage_seq_read_mb_per_s) {
+  int64_t pick = 0;
+  for (const auto& [chunk, mbps] : o.storage_seq_read_mb_per_s) {  // ascending sizes
     if (chunk < kDirectAlign || chunk % kDirectAlign != 0 || mbps < 0.9 * best) continue;
-    p->chunk_bytes = chunk;
-    p->predicted_read_mb_per_s = mbps;
-    char buf[128];
-    std::snprintf(buf, sizeof buf, "profile: %.0f MB/s at %s (best %.0f MB/s)", mbps,
-                  mb(chunk).c_str(), best);
-    p->chunk_source = buf;
-    return;
+    if (pick == 0 || chunk <= cap) pick = chunk;
   }
+  p->chunk_bytes = pick;
+  p->predicted_read_mb_per_s = o.storage_seq_read_mb_per_s.at(pick);
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "profile: %.0f MB/s at %s (best %.0f MB/s)",
+                p->predicted_read_mb_per_s, mb(pick).c_str(), best);
+  p->chunk_source = buf;
 }
 
 Status check_options(const Model& m, const StreamOptions& o, int64_t* begin, int64_t* end) {
@@ -122,7 +128,6 @@ Result<InternalPlan> build_plan(const Model& m, const StreamOptions& o) {
   p.repacked = ip.meta.present;
   p.io_depth = o.io_depth > 0 ? o.io_depth : kDefaultIoDepth;
   for (const GgufTensorInfo& t : f.tensors()) p.file_weight_bytes += t.n_bytes;
-  choose_chunk(o, &p);
 
   // The embedding serves the first stage, the head the last: a middle stage of a pipeline
   // keeps neither (with tied embeddings the head is token_embd).
@@ -180,6 +185,7 @@ Result<InternalPlan> build_plan(const Model& m, const StreamOptions& o) {
     }
     for (const UnitLayout& u : lp.units) ip.slot_bytes = std::max(ip.slot_bytes, u.buffer_bytes);
   }
+  choose_chunk(o, ip.slot_bytes, &p);
 
   // What streaming needs besides the ring, and what keeping a whole layer costs.
   int64_t fixed = p.pinned_bytes;

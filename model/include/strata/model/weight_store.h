@@ -41,8 +41,10 @@ struct StreamOptions {
   int64_t layer_begin = 0;  // the engine's layer range; -1 = n_layers
   int64_t layer_end = -1;
   ReaderKind reader = ReaderKind::kUring;
-  int64_t chunk_bytes = 0;  // one read; 0 = from storage_seq_read_mb_per_s, else 4 MiB
-  int io_depth = 0;         // reads in flight; 0 = 4
+  // One read; 0 = from storage_seq_read_mb_per_s (the largest size within 10% of the best
+  // figure that still splits a ring buffer into io_depth reads), else 4 MiB (same cap).
+  int64_t chunk_bytes = 0;
+  int io_depth = 0;  // reads in flight; 0 = 4
   // Ring buffers read ahead of the one in use (each half a layer); -1 = the most, up to 3,
   // that cost no resident layer against 1.
   int lookahead = -1;
