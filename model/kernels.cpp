@@ -1,6 +1,9 @@
 // ISA selection and the ISA-neutral half of matmul: argument checks, activation conversion and
 // the split of output rows over the pool. Built without any -m flag: it only reads CPU feature
 // bits and calls through the IsaOps tables, so it runs on every CPU the build targets.
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -24,13 +27,22 @@ constexpr int64_t kRowAlign = 16;
 // contended atomic, ~0.1 us) costs under 1%, small enough to balance two threads.
 constexpr int64_t kChunkBytes = 256 * 1024;
 
+#if defined(__x86_64__)
+// F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports does not know "f16c".
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return (ecx & (1u << 29)) != 0;
+}
+#endif
+
 bool cpu_runs(Isa isa) {
   switch (isa) {
     case Isa::kScalar: return true;
 #if defined(__x86_64__)
     case Isa::kAvx2:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+             cpu_has_f16c();
     case Isa::kAvx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");

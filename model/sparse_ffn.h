@@ -62,7 +62,6 @@ class SparseFfn {
   AlignedBuffer window_;
   // Which layer's bundle each bundle position of the dense buffers holds (-1: zeros).
   std::vector<int64_t> holds_;
-  int64_t holds_layer_ = -1;  // layer the buffers were last built for
   struct Slot {
     int64_t key = -1;
     int64_t last_use = 0;
