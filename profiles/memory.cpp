@@ -87,34 +87,38 @@ std::optional<CgroupLimit> cgroup_limit(SysTree& sys) {
   return best;
 }
 
-// A fixed team of threads that run one function together; the caller is member 0. Members
-// after the first are pinned to the CPUs of the affinity mask in order, so that a member
-// does not migrate mid-measurement and two never share a core when there are enough.
+// A fixed team of threads that run one function together; the caller is member 0. With more
+// than one member, member i is pinned to the i-th CPU of the affinity mask (the caller's own
+// mask is restored when the team ends), so that no member migrates mid-measurement and two
+// never share a CPU while there are enough: as STREAM is run with OMP_PROC_BIND.
 class Team {
  public:
   explicit Team(int n) : n_(n), start_(n), done_(n) {
-    cpu_set_t mask;
-    CPU_ZERO(&mask);
+    CPU_ZERO(&caller_mask_);
     std::vector<int> cpus;
-    if (sched_getaffinity(0, sizeof mask, &mask) == 0) {
+    if (sched_getaffinity(0, sizeof caller_mask_, &caller_mask_) == 0) {
       for (int c = 0; c < CPU_SETSIZE; ++c) {
-        if (CPU_ISSET(c, &mask)) cpus.push_back(c);
+        if (CPU_ISSET(c, &caller_mask_)) cpus.push_back(c);
       }
     }
+    pinned_ = n > 1 && !cpus.empty();
+    const auto pin = [&](pthread_t thread, int member) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpus[static_cast<size_t>(member) % cpus.size()], &one);
+      pthread_setaffinity_np(thread, sizeof one, &one);
+    };
+    if (pinned_) pin(pthread_self(), 0);
     for (int i = 1; i < n; ++i) {
       threads_.emplace_back([this, i] { loop(i); });
-      if (n > 1 && static_cast<size_t>(i) < cpus.size()) {
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(cpus[static_cast<size_t>(i)], &one);
-        pthread_setaffinity_np(threads_.back().native_handle(), sizeof one, &one);
-      }
+      if (pinned_) pin(threads_.back().native_handle(), i);
     }
   }
   ~Team() {
     stop_ = true;
     start_.arrive_and_wait();
     for (auto& t : threads_) t.join();
+    if (pinned_) sched_setaffinity(0, sizeof caller_mask_, &caller_mask_);
   }
   Team(const Team&) = delete;
   Team& operator=(const Team&) = delete;
@@ -141,6 +145,8 @@ class Team {
   }
 
   int n_;
+  cpu_set_t caller_mask_;
+  bool pinned_ = false;
   std::barrier<> start_;
   std::barrier<> done_;
   std::vector<std::thread> threads_;

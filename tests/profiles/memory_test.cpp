@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include "fixtures.h"
 #include "strata/profiles/probes.h"
@@ -86,6 +87,22 @@ TEST(MemoryBandwidth, EveryFigureIsMeasuredWithStats) {
     }
   }
   EXPECT_NE(m.triad_gb_per_s.threads_all.source.find("2 threads"), std::string::npos);
+}
+
+TEST(MemoryBandwidth, PinningEndsWithTheProbe) {
+  cpu_set_t before;
+  CPU_ZERO(&before);
+  ASSERT_EQ(sched_getaffinity(0, sizeof before, &before), 0);
+  BandwidthOptions opt;
+  opt.array_bytes = 2 << 20;
+  opt.reps = 1;
+  opt.threads_all = 2;
+  Memory m;
+  probe_memory_bandwidth(opt, m, nullptr);
+  cpu_set_t after;
+  CPU_ZERO(&after);
+  ASSERT_EQ(sched_getaffinity(0, sizeof after, &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&before, &after));  // the caller may run anywhere it could before
 }
 
 }  // namespace
