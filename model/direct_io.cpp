@@ -1,5 +1,7 @@
 #include "direct_io.h"
 
+#include "strata/base/io.h"
+
 #include <fcntl.h>
 #include <liburing.h>
 #include <sys/mman.h>
@@ -10,6 +12,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -24,6 +27,13 @@ Status os_error(const std::string& path, const std::string& what, int err) {
   return io_error(msg);
 }
 
+// A group of reads queued together, and its completion.
+struct Group {
+  int64_t pending = 0;  // pieces not yet complete
+  Status error;
+  std::function<void(Status)> done;
+};
+
 // A chunk of one ReadOp; `done` bytes of it are in place.
 struct Piece {
   int64_t offset = 0;
@@ -31,18 +41,21 @@ struct Piece {
   uint8_t* dst = nullptr;
   int64_t need_end = 0;
   int64_t done = 0;
+  std::shared_ptr<Group> group;
 };
 
-std::vector<Piece> split(std::span<const ReadOp> ops, int64_t chunk_bytes) {
+std::vector<Piece> split(std::span<const ReadOp> ops, int64_t chunk_bytes,
+                         const std::shared_ptr<Group>& group) {
   std::vector<Piece> pieces;
   for (const ReadOp& op : ops) {
     STRATA_CHECK(op.offset % kDirectAlign == 0 && op.bytes % kDirectAlign == 0);
     STRATA_CHECK(reinterpret_cast<uintptr_t>(op.dst) % kDirectAlign == 0);
     for (int64_t at = 0; at < op.bytes; at += chunk_bytes) {
       const int64_t n = std::min(chunk_bytes, op.bytes - at);
-      pieces.push_back(Piece{op.offset + at, n, op.dst + at, op.need_end, 0});
+      pieces.push_back(Piece{op.offset + at, n, op.dst + at, op.need_end, 0, group});
     }
   }
+  group->pending = static_cast<int64_t>(pieces.size());
   return pieces;
 }
 
@@ -50,6 +63,13 @@ Status truncated(const StreamFile& f, int64_t at, int64_t need_end) {
   return io_error(f.path() + ": file ends at byte " + std::to_string(at) +
                   " but the weights need bytes up to " + std::to_string(need_end) +
                   " (file truncated or replaced while in use)");
+}
+
+Status read_failed(const StreamFile& f, const Piece& p, int err) {
+  return os_error(f.path(),
+                  "read of " + std::to_string(p.bytes - p.done) + " bytes at " +
+                      std::to_string(p.offset + p.done) + " failed",
+                  err);
 }
 
 // Accounts `got` bytes of a read of piece `p` (0 = end of file). Returns whether the piece is
@@ -79,10 +99,7 @@ Status pread_piece(const StreamFile& f, Piece& p) {
         ::pread(f.fd(), p.dst + p.done, static_cast<size_t>(p.bytes - p.done), p.offset + p.done);
     if (r < 0) {
       if (errno == EINTR) continue;
-      return os_error(f.path(),
-                      "read of " + std::to_string(p.bytes - p.done) + " bytes at " +
-                          std::to_string(p.offset + p.done) + " failed",
-                      errno);
+      return read_failed(f, p, errno);
     }
     STRATA_ASSIGN_OR_RETURN(const bool complete, advance(f, p, r));
     if (complete) break;
@@ -91,89 +108,122 @@ Status pread_piece(const StreamFile& f, Piece& p) {
   return {};
 }
 
-// `depth` threads (the caller and depth-1 workers) take pieces from a shared counter.
-class PreadEngine final : public IoEngine {
+// The queue both engines share: pieces in submission order, the time with reads in flight,
+// and group completion.
+class Queue {
  public:
-  PreadEngine(const StreamFile& f, int depth, int64_t chunk) : f_(f), chunk_(chunk) {
-    for (int i = 1; i < depth; ++i) workers_.emplace_back([this] { worker(); });
+  void push(std::vector<Piece> pieces) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Piece& p : pieces) q_.push_back(std::move(p));
+    cv_.notify_all();
   }
-  ~PreadEngine() override {
+  // Blocks until a piece is queued or stop(); false on stop with nothing queued.
+  bool pop(Piece* out, bool wait) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (wait) cv_.wait(lock, [&] { return stop_ || !q_.empty(); });
+    if (q_.empty()) return false;
+    *out = std::move(q_.front());
+    q_.pop_front();
+    if (active_++ == 0) busy_since_ = now_s();
+    return true;
+  }
+  // A piece is finished (ok or not): completes its group when it was the last.
+  void finish(Piece& p, Status st) {
+    std::function<void(Status)> done;
+    Status result;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--active_ == 0) busy_s_ += now_s() - busy_since_;
+      Group& g = *p.group;
+      if (!st.ok() && g.error.ok()) g.error = std::move(st);
+      if (--g.pending == 0) {
+        done = std::move(g.done);
+        result = g.error;
+      }
+    }
+    if (done) done(result);
+  }
+  void stop() {
+    std::deque<Piece> left;
     {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
+      left.swap(q_);
+      active_ += static_cast<int64_t>(left.size());
     }
     cv_.notify_all();
-    for (std::thread& t : workers_) t.join();
+    for (Piece& p : left) finish(p, unavailable("the reader was shut down"));
   }
-  ReaderKind kind() const override { return ReaderKind::kPread; }
-
-  Status read(std::span<const ReadOp> ops) override {
-    std::vector<Piece> pieces = split(ops, chunk_);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      pieces_ = &pieces;
-      next_.store(0);
-      error_ = {};
-      busy_ = static_cast<int>(workers_.size());
-      ++generation_;
-    }
-    cv_.notify_all();
-    drain();
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [&] { return busy_ == 0; });
-    pieces_ = nullptr;
-    return error_;
+  // Whether the piece's group already failed (its other pieces are then skipped).
+  bool failed(const Piece& p) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !p.group->error.ok();
+  }
+  double busy_s() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return busy_s_ + (active_ > 0 ? now_s() - busy_since_ : 0.0);
   }
 
  private:
-  void drain() {
-    while (true) {
-      const size_t i = next_.fetch_add(1);
-      if (i >= pieces_->size()) return;
-      Status st = pread_piece(f_, (*pieces_)[i]);
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (error_.ok()) error_ = std::move(st);
-        next_.store(pieces_->size());  // the others stop taking new pieces
-      }
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Piece> q_;
+  bool stop_ = false;
+  int64_t active_ = 0;
+  double busy_since_ = 0;
+  double busy_s_ = 0;
+};
+
+// `depth` threads, each taking the next piece and reading it with pread.
+class PreadEngine final : public IoEngine {
+ public:
+  PreadEngine(const StreamFile& f, int depth, int64_t chunk) : f_(f), chunk_(chunk) {
+    for (int i = 0; i < depth; ++i) workers_.emplace_back([this] { worker(); });
+  }
+  ~PreadEngine() override {
+    queue_.stop();
+    for (std::thread& t : workers_) t.join();
+  }
+  ReaderKind kind() const override { return ReaderKind::kPread; }
+  double busy_s() const override { return queue_.busy_s(); }
+  void submit(std::vector<ReadOp> ops, std::function<void(Status)> done) override {
+    auto g = std::make_shared<Group>();
+    g->done = std::move(done);
+    std::vector<Piece> pieces = split(ops, chunk_, g);
+    if (pieces.empty()) {
+      g->done(Status());
+      return;
     }
+    queue_.push(std::move(pieces));
   }
 
+ private:
   void worker() {
-    uint64_t seen = 0;
-    while (true) {
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-      }
-      drain();
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--busy_ == 0) done_cv_.notify_all();
+    Piece p;
+    while (queue_.pop(&p, true)) {
+      Status st = queue_.failed(p) ? Status() : pread_piece(f_, p);
+      queue_.finish(p, std::move(st));
     }
   }
 
   const StreamFile& f_;
   int64_t chunk_;
+  Queue queue_;
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::condition_variable done_cv_;
-  std::vector<Piece>* pieces_ = nullptr;
-  std::atomic<size_t> next_{0};
-  Status error_;
-  int busy_ = 0;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
 };
 
-// One ring with up to `depth` reads submitted; a short read is resubmitted for its rest.
+// One thread owning a ring with up to `depth` reads submitted. It sleeps in the kernel while
+// reads are in flight and on the queue when none are; new pieces queued while reads are in
+// flight are taken at the next completion. A short read is resubmitted for its rest.
 class UringEngine final : public IoEngine {
  public:
   UringEngine(const StreamFile& f, int depth, int64_t chunk)
       : f_(f), depth_(depth), chunk_(chunk) {}
-  ~UringEngine() override { io_uring_queue_exit(&ring_); }
+  ~UringEngine() override {
+    queue_.stop();
+    if (thread_.joinable()) thread_.join();
+    io_uring_queue_exit(&ring_);
+  }
 
   Status init() {
     const int r = io_uring_queue_init(static_cast<unsigned>(depth_), &ring_, 0);
@@ -182,52 +232,79 @@ class UringEngine final : public IoEngine {
                                             std::string(std::strerror(-r)) +
                                             "); use the pread reader"};
     }
+    slots_.resize(static_cast<size_t>(depth_));
+    thread_ = std::thread([this] { loop(); });
     return {};
   }
   ReaderKind kind() const override { return ReaderKind::kUring; }
+  double busy_s() const override { return queue_.busy_s(); }
+  void submit(std::vector<ReadOp> ops, std::function<void(Status)> done) override {
+    auto g = std::make_shared<Group>();
+    g->done = std::move(done);
+    std::vector<Piece> pieces = split(ops, chunk_, g);
+    if (pieces.empty()) {
+      g->done(Status());
+      return;
+    }
+    queue_.push(std::move(pieces));
+  }
 
-  Status read(std::span<const ReadOp> ops) override {
-    std::vector<Piece> pieces = split(ops, chunk_);
-    size_t next = 0;
-    int in_flight = 0;
-    Status error;
-    // One completion: done, resubmitted for its rest, or an error (then nothing new is
-    // submitted and the reads in flight drain).
-    auto complete = [&](size_t index, int res) {
-      --in_flight;
-      Piece& p = pieces[index];
-      if (res == -EINTR || res == -EAGAIN) {
-        if (error.ok()) submit(p, index, &in_flight);
-        return;
-      }
-      if (res < 0) {
-        if (error.ok()) {
-          error = os_error(f_.path(),
-                           "read of " + std::to_string(p.bytes - p.done) + " bytes at " +
-                               std::to_string(p.offset + p.done) + " failed",
-                           -res);
-        }
-        return;
-      }
+ private:
+  void prep(size_t slot) {
+    Piece& p = slots_[slot];
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    STRATA_CHECK(sqe != nullptr);  // never more than depth_ in flight
+    io_uring_prep_read(sqe, f_.fd(), p.dst + p.done, static_cast<unsigned>(p.bytes - p.done),
+                       static_cast<uint64_t>(p.offset + p.done));
+    io_uring_sqe_set_data64(sqe, slot);
+  }
+
+  // One completion of the read in `slot`: finished, resubmitted for its rest, or failed.
+  void complete(size_t slot, int res) {
+    Piece& p = slots_[slot];
+    if (res == -EINTR || res == -EAGAIN) {
+      prep(slot);
+      return;
+    }
+    Status st;
+    if (res < 0) {
+      st = read_failed(f_, p, -res);
+    } else {
       Result<bool> done = advance(f_, p, res);
-      if (!done.ok()) {
-        if (error.ok()) error = done.status();
-      } else if (!*done) {
-        if (error.ok()) submit(p, index, &in_flight);
-      } else {
-        drop_cached(f_, p);
+      if (done.ok() && !*done) {
+        prep(slot);
+        return;
       }
-    };
-    while (in_flight > 0 || (next < pieces.size() && error.ok())) {
-      while (error.ok() && in_flight < depth_ && next < pieces.size()) {
-        submit(pieces[next], next, &in_flight);
-        ++next;
+      if (!done.ok()) st = done.status();
+      if (st.ok()) drop_cached(f_, p);
+    }
+    queue_.finish(p, std::move(st));
+    p.group.reset();
+    free_.push_back(slot);
+  }
+
+  void loop() {
+    for (size_t i = 0; i < slots_.size(); ++i) free_.push_back(i);
+    int in_flight = 0;
+    while (true) {
+      // Fill the ring; block on the queue only when nothing is in flight.
+      while (!free_.empty()) {
+        const size_t slot = free_.back();
+        if (!queue_.pop(&slots_[slot], in_flight == 0)) break;
+        free_.pop_back();
+        if (queue_.failed(slots_[slot])) {  // its group already failed
+          queue_.finish(slots_[slot], Status());
+          slots_[slot].group.reset();
+          free_.push_back(slot);
+          continue;
+        }
+        prep(slot);
+        ++in_flight;
       }
-      // Submitting and waiting in one call, then taking every completion that is there: one
-      // system call per wake-up, however many reads finished.
+      if (in_flight == 0) return;  // stopped
       int r = io_uring_submit_and_wait(&ring_, 1);
       while (r == -EINTR) r = io_uring_submit_and_wait(&ring_, 1);
-      if (r < 0) return os_error(f_.path(), "io_uring_submit_and_wait failed", -r);
+      STRATA_CHECK_MSG(r >= 0, std::string("io_uring_submit_and_wait: ") + std::strerror(-r));
       io_uring_cqe* cqe = nullptr;
       unsigned head = 0;
       unsigned seen = 0;
@@ -237,25 +314,22 @@ class UringEngine final : public IoEngine {
         ++seen;
       }
       io_uring_cq_advance(&ring_, seen);
-      for (const auto& [index, res] : done) complete(index, res);
+      for (const auto& [slot, res] : done) {
+        const size_t before = free_.size();
+        complete(slot, res);
+        if (free_.size() > before) --in_flight;
+      }
     }
-    return error;
-  }
-
- private:
-  void submit(Piece& p, size_t index, int* in_flight) {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    STRATA_CHECK(sqe != nullptr);  // never more than depth_ in flight
-    io_uring_prep_read(sqe, f_.fd(), p.dst + p.done, static_cast<unsigned>(p.bytes - p.done),
-                       static_cast<uint64_t>(p.offset + p.done));
-    io_uring_sqe_set_data64(sqe, index);
-    ++*in_flight;
   }
 
   const StreamFile& f_;
   int depth_;
   int64_t chunk_;
   io_uring ring_{};
+  Queue queue_;
+  std::vector<Piece> slots_;  // the read in flight in each ring slot
+  std::vector<size_t> free_;
+  std::thread thread_;
 };
 
 }  // namespace
@@ -292,6 +366,11 @@ Result<AlignedBuffer> AlignedBuffer::allocate(int64_t bytes) {
                               "-byte read buffer: " + std::strerror(errno));
   }
   b.data_ = static_cast<uint8_t*>(p);
+  // Huge pages make a read's buffer a few physically contiguous segments instead of one per
+  // 4 KiB page: a virtio or NVMe queue takes a bounded number of segments per request (254 on
+  // this machine's virtio disk), so a 4 MiB O_DIRECT read into 4 KiB pages is split into five
+  // requests, into 2 MiB pages it stays one. Advisory: ignored where THP is off.
+  if (b.size_ >= (int64_t{2} << 20)) ::madvise(p, static_cast<size_t>(b.size_), MADV_HUGEPAGE);
   return b;
 }
 
@@ -341,6 +420,22 @@ Result<std::unique_ptr<StreamFile>> StreamFile::open(const std::string& path, bo
   f->note_ = std::string("O_DIRECT refused (") + std::strerror(why) +
              "): buffered reads, each range dropped from the page cache after use";
   return f;
+}
+
+Status IoEngine::read(std::span<const ReadOp> ops) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
+  Status result;
+  submit(std::vector<ReadOp>(ops.begin(), ops.end()), [&](Status st) {
+    std::lock_guard<std::mutex> lock(mu);
+    result = std::move(st);
+    finished = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return finished; });
+  return result;
 }
 
 Result<std::unique_ptr<IoEngine>> make_io_engine(ReaderKind kind, const StreamFile& file, int depth,

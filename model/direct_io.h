@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -79,14 +80,22 @@ struct ReadOp {
   int64_t need_end = 0;
 };
 
-// Keeps up to `depth` reads of at most `chunk_bytes` in flight. One caller at a time.
+// Reads queued groups of ReadOps, each split into chunks of at most `chunk_bytes`, keeping up
+// to `depth` chunks in flight across groups, in the order queued: the storage stays busy from
+// one group to the next without waiting for anyone to come back for more.
 class IoEngine {
  public:
   virtual ~IoEngine() = default;
   virtual ReaderKind kind() const = 0;
-  // Reads every op (split into chunks) and returns when all are done. Errors: kIo naming the
-  // path, the offset and the OS error, or the truncation ("file ends at N, needs M").
-  virtual Status read(std::span<const ReadOp> ops) = 0;
+  // Queues `ops` as one group and returns at once. `done` runs exactly once, on one of the
+  // engine's threads, when every read of the group has completed (ok) or when the group failed
+  // (kIo naming the path, the offset and the OS error, or the truncation: "file ends at N,
+  // needs M"), or with kUnavailable when the engine is destroyed first. Thread-safe.
+  virtual void submit(std::vector<ReadOp> ops, std::function<void(Status)> done) = 0;
+  // Seconds so far with at least one read in flight. Thread-safe.
+  virtual double busy_s() const = 0;
+  // Queues `ops` and waits for them.
+  Status read(std::span<const ReadOp> ops);
 };
 
 // `file` must outlive the engine. kUnsupported when io_uring is not available (old kernel,

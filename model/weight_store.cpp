@@ -1,7 +1,7 @@
 // StreamingWeights: the resident set stays in the file's mapping, pinned; streamed layers are
-// read by a reader thread into a ring of lookahead + 1 aligned buffers in the order the engine
-// uses them (its layer range, cyclically; a dense layer in two halves: norms, attention and
-// gate for acquire(), up and down for ffn_up_down()), so that the next halves are read while
+// read by the I/O engine's threads into a ring of lookahead + 1 aligned buffers in the order
+// the engine uses them (its layer range, cyclically; a dense layer in two halves: norms, attention
+// and gate for acquire(), up and down for ffn_up_down()), so that the next halves are read while
 // the engine computes. Streamed layers never go through the mapping: touching them there would
 // fault them into the page cache and the process's RSS, which is what the budget rules out.
 #include <sys/mman.h>
@@ -11,7 +11,6 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
-#include <thread>
 
 #include "direct_io.h"
 #include "sparse_ffn.h"
@@ -33,11 +32,14 @@ class StreamingWeights::Impl {
   Impl(const Model& model, InternalPlan plan) : model_(model), ip_(std::move(plan)) {}
   ~Impl() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       stop_ = true;
     }
-    cv_.notify_all();
-    if (reader_.joinable()) reader_.join();
+    // Destroying the engines waits for the reads in flight and completes the queued ones as
+    // cancelled, while the buffers they write to still exist.
+    ring_io_.reset();
+    sparse_.reset();
+    sparse_io_.reset();
     for (const Span& s : pinned_) {
       if (locked_) ::munlock(s.begin, static_cast<size_t>(s.bytes));
     }
@@ -71,7 +73,8 @@ class StreamingWeights::Impl {
         order_.push_back(Unit{layer, static_cast<int>(i)});
       }
     }
-    reader_ = std::thread([this] { reader_loop(); });
+    std::lock_guard<std::mutex> lock(mu_);
+    fill();
     return {};
   }
 
@@ -98,6 +101,7 @@ class StreamingWeights::Impl {
     for (Slot& s : slots_) {
       if (s.unit.layer == layer && s.state == State::kInUse) free(s);
     }
+    fill();
     cv_.notify_all();
   }
 
@@ -111,6 +115,7 @@ class StreamingWeights::Impl {
       for (Slot& s : slots_) {
         if (s.unit.layer == layer && s.unit.index == 0 && s.state == State::kInUse) free(s);
       }
+      fill();
       cv_.notify_all();
       STRATA_ASSIGN_OR_RETURN(Slot * s, take(Unit{layer, 1}, lock));
       return FfnUpDown{s->views.ffn_up, s->views.ffn_down};
@@ -136,11 +141,14 @@ class StreamingWeights::Impl {
   bool locked() const { return locked_; }
   StreamStats stats() const {
     std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
+    StreamStats st = stats_;
+    if (ring_io_) st.read_busy_s += ring_io_->busy_s() - busy_base_;
+    return st;
   }
   void reset_stats() {
     std::lock_guard<std::mutex> lock(mu_);
     stats_ = {};
+    busy_base_ = ring_io_ ? ring_io_->busy_s() : 0.0;
   }
 
  private:
@@ -193,6 +201,7 @@ class StreamingWeights::Impl {
     if (s->state == State::kFailed) {
       Status st = s->status;
       free(*s);
+      fill();
       cv_.notify_all();
       return st.with_context("reading layer " + std::to_string(u.layer));
     }
@@ -211,60 +220,55 @@ class StreamingWeights::Impl {
     }
     next_ = static_cast<size_t>(std::find(order_.begin(), order_.end(), u) - order_.begin());
     STRATA_CHECK(next_ < order_.size());
+    fill();
     cv_.notify_all();
   }
 
-  void reader_loop() {
-    while (true) {
-      Slot* s = nullptr;
-      Unit u;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] {
-          if (stop_) return true;
-          for (Slot& x : slots_) {
-            if (x.state == State::kFree) {
-              s = &x;
-              return true;
-            }
-          }
-          return false;
-        });
-        if (stop_) return;
-        u = order_[next_];
-        next_ = (next_ + 1) % order_.size();
-        s->unit = u;
-        s->state = State::kReading;
-      }
+  // Queues the next units of the engine's order into every free buffer (mu_ held). The reads
+  // complete in on_read(), on an I/O thread.
+  void fill() {
+    for (Slot& s : slots_) {
+      if (stop_ || s.state != State::kFree) continue;
+      const Unit u = order_[next_];
+      next_ = (next_ + 1) % order_.size();
+      s.unit = u;
+      s.state = State::kReading;
       const stream::UnitLayout& layout = plan_of(u.layer).units[static_cast<size_t>(u.index)];
       std::vector<ReadOp> ops;
       int64_t at = 0;
       for (const stream::Extent& e : layout.extents) {
-        ops.push_back(ReadOp{e.offset, e.bytes, s->buf.data() + at, e.need_end});
+        ops.push_back(ReadOp{e.offset, e.bytes, s.buf.data() + at, e.need_end});
         at += e.bytes;
       }
-      const double t0 = now_s();
-      Status st = ring_io_->read(ops);
-      const double dt = now_s() - t0;
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_.read_busy_s += dt;
-      if (st.ok()) {
-        stats_.bytes_read += at;
-        stats_.reads += static_cast<int64_t>(ops.size());
-        s->views = stream::views_into(model_.layer(u.layer), u.layer, layout, s->buf.data());
-        if (u.index == 0) {
-          // Up and down come from ffn_up_down (the second unit, or the sparse loader): the
-          // mapping must never serve them.
-          s->views.ffn_up.data = nullptr;
-          s->views.ffn_down.data = nullptr;
-        }
-        s->state = State::kReady;
-      } else {
-        s->status = std::move(st);
-        s->state = State::kFailed;
-      }
-      cv_.notify_all();
+      STRATA_CHECK(!ops.empty());  // an empty group would complete inside submit(), under mu_
+      Slot* slot = &s;
+      ring_io_->submit(std::move(ops),
+                       [this, slot, u, at](Status st) { on_read(slot, u, at, st); });
     }
+  }
+
+  void on_read(Slot* s, const Unit& u, int64_t bytes, Status st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    STRATA_CHECK(s->state == State::kReading && s->unit == u);
+    if (st.ok()) {
+      stats_.bytes_read += bytes;
+      stats_.reads +=
+          static_cast<int64_t>(plan_of(u.layer).units[static_cast<size_t>(u.index)].extents.size());
+      s->views =
+          stream::views_into(model_.layer(u.layer), u.layer,
+                             plan_of(u.layer).units[static_cast<size_t>(u.index)], s->buf.data());
+      if (u.index == 0) {
+        // Up and down come from ffn_up_down (the second unit, or the sparse loader): the
+        // mapping must never serve them.
+        s->views.ffn_up.data = nullptr;
+        s->views.ffn_down.data = nullptr;
+      }
+      s->state = State::kReady;
+    } else {
+      s->status = std::move(st);
+      s->state = State::kFailed;
+    }
+    cv_.notify_all();
   }
 
   // Pins the resident set in the mapping: asks the kernel to read it ahead, then locks it
@@ -326,8 +330,8 @@ class StreamingWeights::Impl {
   std::vector<Unit> order_;  // streamed units in the engine's order
   size_t next_ = 0;          // index in order_ of the next unit to read
   bool stop_ = false;
-  std::thread reader_;
-  StreamStats stats_;
+  StreamStats stats_;     // read_busy_s: sparse reads only; the ring's comes from ring_io_
+  double busy_base_ = 0;  // ring_io_->busy_s() at the last reset
 };
 
 StreamingWeights::StreamingWeights(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -34,7 +34,7 @@ struct GenerateArgs {
   bool warmup = false;
   // Streaming (--mem-budget).
   std::string mem_budget;
-  std::string reader = "uring";
+  std::string reader = "pread";
   std::string chunk;
   int io_depth = 0;
   int lookahead = -1;
@@ -313,9 +313,10 @@ void add_generate_command(CLI::App& root, Action& action) {
   cmd->add_option("--mem-budget", a->mem_budget,
                   "Bytes of weights to hold in memory (512M, 2G, ...): the rest streams from "
                   "flash with O_DIRECT");
-  cmd->add_option("--reader", a->reader, "Streaming reads: uring (io_uring) or pread (threads)")
-      ->default_val("uring")
-      ->check(CLI::IsMember({"uring", "pread"}));
+  cmd->add_option("--reader", a->reader,
+                  "Streaming reads: pread (a thread per read in flight) or uring (io_uring)")
+      ->default_val("pread")
+      ->check(CLI::IsMember({"pread", "uring"}));
   cmd->add_option("--chunk", a->chunk,
                   "Streaming read size (multiple of 4K; default from --profile, else 4M)");
   cmd->add_option("--io-depth", a->io_depth, "Streaming reads in flight (default 4)")

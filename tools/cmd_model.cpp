@@ -284,11 +284,12 @@ void add_repack(CLI::App& parent, Action& action) {
   cmd->footer(
       "--for-streaming writes the same tensors and metadata with every tensor at a multiple of\n"
       "--alignment and each layer's tensors contiguous (norms, attention, gate, up, down), so\n"
-      "that `strata generate --mem-budget` reads a streamed layer in one O_DIRECT request, and\n"
-      "records the layer extents in strata.stream.* metadata. For ReLU models (strata.ffn_act =\n"
-      "relu) it also writes row-column bundles after the last tensor: per group of\n"
-      "--bundle-neurons neurons, their up rows and their slice of every down row, which sparse\n"
-      "FFN loading reads for active neurons only (the file grows by the size of up and down).\n"
+      "that `strata generate --mem-budget` reads each half of a streamed layer (norms,\n"
+      "attention and gate; up and down) as one aligned extent, and records the layer extents\n"
+      "in strata.stream.* metadata. For ReLU models (strata.ffn_act = relu) it also writes\n"
+      "row-column bundles after the last tensor: per group of --bundle-neurons neurons, their\n"
+      "up rows and their slice of every down row, which sparse FFN loading reads for active\n"
+      "neurons only (the file grows by the size of up and down).\n"
       "The result is still a valid GGUF (llama.cpp loads it) and gives bit-identical results.\n"
       "Example:\n"
       "  strata model repack --for-streaming tiny.gguf -o tiny.stream.gguf");

@@ -127,7 +127,7 @@ TEST_F(StreamingCli, BudgetedRunsGiveTheResidentTokensAndSayWhatStreams) {
       if (!s["streamed_layers"].empty()) {
         EXPECT_GT(s["streamed_bytes_per_token"].get<double>(), 0);
         EXPECT_GT(s["storage_mb_per_s"].get<double>(), 0);
-        EXPECT_EQ(s["reader"], "uring");
+        EXPECT_EQ(s["reader"], "pread");  // the default
         EXPECT_TRUE(s["direct_io"].get<bool>());
       }
     }
@@ -148,11 +148,11 @@ TEST_F(StreamingCli, ChunkComesFromTheProfile) {
       "4194304": {"value": 1500, "unit": "MB/s", "provenance": "measured"},
       "16777216": {"value": null, "unit": "MB/s", "provenance": "unavailable"}}}})";
   const nlohmann::json got =
-      generate(dir_, streamed_, "--mem-budget 600K --reader pread --profile " + profile);
+      generate(dir_, streamed_, "--mem-budget 600K --reader uring --profile " + profile);
   ASSERT_FALSE(got.is_discarded());
   // The smallest chunk within 10% of the best figure.
   EXPECT_EQ(got["streaming"]["chunk_bytes"], 1048576);
-  EXPECT_EQ(got["streaming"]["reader"], "pread");
+  EXPECT_EQ(got["streaming"]["reader"], "uring");
   std::ofstream(profile) << R"({"storage": {}})";
   CmdResult bad = run(dir_, "generate --prompt-len 6 -n 2 -m " + streamed_ +
                                 " --mem-budget 600K --profile " + profile);
