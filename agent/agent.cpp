@@ -29,6 +29,10 @@ struct Agent::Impl {
   tp::ControlServer control;
   tp::DataReceiver data;
   std::optional<Pace> pace;
+  // The emulated stage's units (built on the first step after an assignment) and how many
+  // steps took longer here than on the reference device (the emulation then lags).
+  std::vector<partitioner::LayerUnit> pace_units;
+  uint64_t pace_overruns = 0;
 
   // The current assignment.
   std::optional<tp::Assign> assign;
@@ -98,6 +102,7 @@ struct Agent::Impl {
     downstream.reset();
     samplers.clear();
     assign.reset();
+    pace_units.clear();
   }
 
   // Loads the assigned slice from the cache and builds the engine; replies Ready or Error.
@@ -315,6 +320,35 @@ struct Agent::Impl {
     stats.push_back(st);
   }
 
+  // Holds the step until the reference device would have finished it; returns the step's
+  // emulated compute time (s).
+  double pace_step(const tp::DataHeader& h, double compute_s) {
+    if (pace_units.empty()) {
+      Result<std::vector<partitioner::LayerUnit>> u = stage_units(
+          *model, units.embedding, units.block_begin, units.block_end, units.head);
+      if (!u.ok()) {
+        log("emulation off for this stage: " + u.status().message());
+        pace.reset();
+        return compute_s;
+      }
+      pace_units = std::move(u).value();
+    }
+    double ctx_positions = 0;
+    for (const int32_t p : h.positions) ctx_positions += p;
+    const double target_s =
+        reference_step_s(*pace, pace_units, static_cast<int64_t>(h.n_tokens), ctx_positions);
+    if (compute_s > target_s) {
+      if (pace_overruns++ == 0) {
+        log("a step took " + std::to_string(compute_s * 1e3) + " ms here, longer than the " +
+            std::to_string(target_s * 1e3) + " ms of " + pace->reference.name +
+            ": this machine is too slow to emulate it exactly");
+      }
+      return compute_s;
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(target_s - compute_s));
+    return target_s;
+  }
+
   void run_step(tp::DataMessage& msg, tp::StepStats* st) {
     const tp::DataHeader& h = msg.header;
     if (!engine) return fail_step(h, invalid_argument("no stage is assigned to this agent"), st);
@@ -407,12 +441,7 @@ struct Agent::Impl {
       }
     }
     double compute_s = now_s() - t0;
-    if (pace) {
-      const double f = h.n_tokens <= kDecodeLikeTokens ? pace->decode_factor : pace->prefill_factor;
-      const double extra = compute_s * (f - 1.0);
-      if (extra > 0) std::this_thread::sleep_for(std::chrono::duration<double>(extra));
-      compute_s *= f;
-    }
+    if (pace) compute_s = pace_step(h, compute_s);
     st->compute_ms = compute_s * 1e3;
     st->bytes_out = payload.size_bytes();
     send_down(std::move(out), std::move(payload), st);
@@ -442,11 +471,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions& options) {
   }
   std::optional<Pace> pace;
   if (!o.emulate_profile.empty()) {
-    if (o.local_profile.empty()) {
-      return invalid_argument(
-          "--emulate needs --profile: this machine's profile (strata profile -o FILE)");
-    }
-    STRATA_ASSIGN_OR_RETURN(Pace p, load_pace(o.local_profile, o.emulate_profile, "q4_0", o.n_threads));
+    STRATA_ASSIGN_OR_RETURN(Pace p, load_pace(o.emulate_profile));
     pace = p;
   }
   std::error_code ec;

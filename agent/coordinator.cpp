@@ -282,7 +282,10 @@ class Run {
 
   Status generate() {
     const auto n_seq = static_cast<int32_t>(o_.prompts.size());
-    int groups = o_.n_groups > 0 ? o_.n_groups : static_cast<int>(peers_.size());
+    const int64_t b = o_.plan.micro_batch;
+    int groups = o_.n_groups > 0 ? o_.n_groups
+                 : b > 0        ? static_cast<int>((n_seq + b - 1) / b)
+                                : static_cast<int>(peers_.size());
     groups = std::max(1, std::min(groups, n_seq));
     report_.n_groups = groups;
     Scheduler sched({groups, o_.step_token_budget});
@@ -448,6 +451,7 @@ Result<PlanSpec> load_plan(const std::string& path) {
     p.predicted_latency_ms = pr.value("latency_ms", 0.0);
     p.predicted_throughput_tok_per_s = pr.value("throughput_tok_per_s", 0.0);
     p.predicted_sequences = pr.value("sequences", int64_t{0});
+    p.micro_batch = pr.value("micro_batch", int64_t{0});
   }
   if (j.contains("model") && j["model"].is_object())
     p.model_source = j["model"].value("source", "");

@@ -1,77 +1,81 @@
 #include "emulation.h"
 
-#include <algorithm>
-
-#include <nlohmann/json.hpp>
+#include <cstdio>
+#include <optional>
+#include <string_view>
 
 #include "strata/base/io.h"
+#include "strata/partitioner/cost_model.h"
 
 namespace strata::agent {
-namespace {
 
-// The value of the figure at `path` (a JSON pointer), or an error naming it.
-Result<double> figure(const nlohmann::json& doc, const std::string& file, const std::string& path) {
-  const nlohmann::json::json_pointer ptr(path);
-  if (!doc.contains(ptr)) return invalid_argument(file + ": figure " + path + " is missing");
-  const nlohmann::json& f = doc.at(ptr);
-  const nlohmann::json& v = f.is_object() ? f.value("value", nlohmann::json()) : f;
-  if (!v.is_number() || v.get<double>() <= 0) {
-    return invalid_argument(file + ": figure " + path + " is unavailable or not positive");
-  }
-  return v.get<double>();
-}
-
-Result<nlohmann::json> load_json(const std::string& path) {
-  STRATA_ASSIGN_OR_RETURN(const std::string text, read_file(path));
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return corrupt(path + ": not a JSON profile");
-  return j;
-}
-
-Result<double> gemm(const nlohmann::json& doc, const std::string& file, const std::string& dtype,
-                    const std::string& threads) {
-  Result<double> g = figure(doc, file, "/compute/gemm_gflops/" + dtype + "/" + threads + "/value");
-  if (g.ok()) return g;
-  return figure(doc, file, "/compute/gemm_gflops/f32/" + threads + "/value");
-}
-
-}  // namespace
-
-Result<Pace> load_pace(const std::string& local_profile, const std::string& reference_profile,
-                       const std::string& dtype, int n_threads) {
-  const std::string local_threads = n_threads == 1 ? "threads_1" : "threads_all";
-  STRATA_ASSIGN_OR_RETURN(const nlohmann::json local, load_json(local_profile));
-  STRATA_ASSIGN_OR_RETURN(const nlohmann::json ref, load_json(reference_profile));
-  STRATA_ASSIGN_OR_RETURN(const double bw_local,
-                          figure(local, local_profile, "/memory/read_gb_per_s/" + local_threads + "/value"));
-  STRATA_ASSIGN_OR_RETURN(const double bw_ref, figure(ref, reference_profile,
-                                                      "/memory/read_gb_per_s/threads_all/value"));
-  STRATA_ASSIGN_OR_RETURN(const double gemm_local, gemm(local, local_profile, dtype, local_threads));
-  STRATA_ASSIGN_OR_RETURN(const double gemm_ref, gemm(ref, reference_profile, dtype, "threads_all"));
+Result<Pace> load_pace(const std::string& reference_profile) {
+  STRATA_ASSIGN_OR_RETURN(const std::string text, read_file(reference_profile));
+  STRATA_ASSIGN_OR_RETURN(partitioner::DeviceCaps caps,
+                          partitioner::device_caps_from_profile(text, reference_profile, "", 0));
   Pace p;
-  p.reference_name = ref.value("name", reference_profile);
-  const double raw_decode = bw_local / bw_ref;
-  const double raw_prefill = gemm_local / gemm_ref;
-  p.decode_factor = std::max(1.0, raw_decode);
-  p.prefill_factor = std::max(1.0, raw_prefill);
-  if (Result<double> mem = figure(ref, reference_profile, "/memory/available_bytes/value");
-      mem.ok()) {
-    p.mem_cap_bytes = static_cast<int64_t>(*mem);
-  } else if (Result<double> total = figure(ref, reference_profile, "/memory/total_bytes/value");
-             total.ok()) {
-    p.mem_cap_bytes = static_cast<int64_t>(*total);
-  }
+  p.reference = std::move(caps);
+  p.mem_cap_bytes = p.reference.mem_budget_bytes;
   char buf[256];
   std::snprintf(buf, sizeof buf,
-                "emulating %s: decode x%.2f (read %.1f vs %.1f GB/s), prefill x%.2f (gemm %.1f vs "
-                "%.1f GFLOP/s)%s",
-                p.reference_name.c_str(), p.decode_factor, bw_local, bw_ref, p.prefill_factor,
-                gemm_local, gemm_ref,
-                (raw_decode < 1 || raw_prefill < 1)
-                    ? "; the reference is faster than this machine in part: clamped to x1"
-                    : "");
+                "emulating %s: steps paced to its roofline (memory %.1f GB/s), memory capped at "
+                "%.2f GiB",
+                p.reference.name.c_str(), p.reference.mem_read_gb_per_s,
+                static_cast<double>(p.mem_cap_bytes) / (1024.0 * 1024.0 * 1024.0));
   p.note = buf;
   return p;
+}
+
+Result<std::vector<partitioner::LayerUnit>> stage_units(const model::Model& model, bool embedding,
+                                                        int64_t block_begin, int64_t block_end,
+                                                        bool head) {
+  const model::ModelConfig& c = model.config();
+  model::DType type = model::DType::kF32;
+  if (block_end > block_begin) {
+    type = model.layer(block_begin).ffn_down.type;
+  } else if (embedding) {
+    type = model.token_embd().type;
+  } else if (head) {
+    type = model.output().type;
+  }
+  partitioner::LlamaShape shape;
+  shape.n_layers = c.n_layers;
+  shape.dim = c.dim;
+  shape.n_heads = c.n_heads;
+  shape.n_kv_heads = c.n_kv_heads;
+  shape.ffn_dim = c.ffn_dim;
+  shape.vocab = c.vocab;
+  const std::optional<std::string_view> type_name = model::dtype_name(static_cast<uint32_t>(type));
+  STRATA_CHECK(type_name.has_value());  // a loaded model only holds supported types
+  STRATA_ASSIGN_OR_RETURN(partitioner::LayerTable table,
+                          partitioner::llama_layer_table(shape, std::string(*type_name)));
+  std::vector<partitioner::LayerUnit> out;
+  if (embedding) out.push_back(table.units.front());
+  for (int64_t b = block_begin; b < block_end; ++b)
+    out.push_back(table.units[static_cast<size_t>(b + 1)]);
+  if (head) out.push_back(table.units.back());
+  return out;
+}
+
+double reference_step_s(const Pace& pace, const std::vector<partitioner::LayerUnit>& units,
+                        int64_t n_tokens, double ctx_positions) {
+  partitioner::DeviceCaps d = pace.reference;
+  double s = 0;
+  for (const partitioner::LayerUnit& u : units) {
+    // A profile without the unit's type computes it at f32 rates; without even those, the
+    // step is costed by memory alone (infinite compute rate).
+    for (auto* rates : {&d.gemv_gflops, &d.gemm_gflops}) {
+      for (const auto& [type, bytes] : u.weight_bytes_by_type) {
+        if (rates->count(type) == 0) {
+          auto f32 = rates->find("f32");
+          (*rates)[type] = f32 != rates->end() ? f32->second : 1e300;
+        }
+      }
+      if (rates->count("f32") == 0) (*rates)["f32"] = 1e300;
+    }
+    s += partitioner::unit_step_s(u, d, n_tokens, ctx_positions);
+  }
+  return s;
 }
 
 }  // namespace strata::agent

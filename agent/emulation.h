@@ -1,35 +1,52 @@
 // Device emulation: an agent on a fast machine paces itself to behave like a slower reference
-// device, so one machine can reproduce a heterogeneous testbed. Compute is scaled by the ratio
-// of this machine's measured figure to the reference's: decode-like steps (few tokens, bound
-// by reading weights) by memory read bandwidth, prefill-like steps (many tokens, bound by
-// arithmetic) by GEMM GFLOP/s. Memory is capped at the reference's available memory.
+// device, so one machine can reproduce a heterogeneous testbed. Each step is held until the
+// time the reference device's roofline gives for it (the planner's own per-unit formula,
+// partitioner::unit_step_s, on the reference profile's figures), and memory is capped at the
+// reference's available memory.
+//
+// Why the roofline and not a scaled local time: a step's time on this machine does not scale
+// like the reference's. A small model's weights sit in this machine's last-level cache, so its
+// decode runs far above DRAM bandwidth, and scaling that time by a bandwidth ratio made the
+// emulated device several times faster than the device it stood for. Pacing to the roofline
+// makes an emulated stage take what the reference's profile says it takes; what a run then
+// measures against the plan is everything else: scheduling, batching, links, the coordinator.
+//
+// Thread-safety: plain values; safe to read from any thread.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "strata/base/status.h"
+#include "strata/model/model.h"
+#include "strata/partitioner/device_caps.h"
+#include "strata/partitioner/layer_table.h"
 
 namespace strata::agent {
 
 struct Pace {
-  double decode_factor = 1.0;   // reference step time / this machine's, for decode steps
-  double prefill_factor = 1.0;  // the same for prefill steps
-  int64_t mem_cap_bytes = 0;    // 0 = no cap
-  std::string reference_name;
-  std::string note;  // what the factors came from, for logs
+  partitioner::DeviceCaps reference;
+  int64_t mem_cap_bytes = 0;  // 0 = no cap
+  std::string note;           // what is emulated, for logs
 };
 
-// Reads both profiles (docs/PROFILE_SCHEMA.md) and derives the factors for weights of type
-// `dtype` ("q4_0", ...; the GEMM figure of that type, falling back to f32). Factors below 1
-// (a reference faster than this machine) cannot be emulated and are clamped to 1, said in
-// `note`. Errors name the file and the missing figure.
-// `n_threads` is the agent's thread count: this machine's 1-thread figures are used for a
-// 1-thread agent, its all-thread figures otherwise (the reference always at all threads).
-Result<Pace> load_pace(const std::string& local_profile, const std::string& reference_profile,
-                       const std::string& dtype, int n_threads);
+// Reads the reference profile (docs/PROFILE_SCHEMA.md). Errors name the file and the missing
+// figure (memory bandwidth, memory budget).
+Result<Pace> load_pace(const std::string& reference_profile);
 
-// Steps with at most this many tokens are paced as decode steps.
-inline constexpr uint32_t kDecodeLikeTokens = 8;
+// The units of one stage of `model`: the embedding when `embedding`, blocks
+// [block_begin, block_end), the head when `head`, costed as docs/COST_MODEL.md's Llama table
+// in the weight type of the stage's first block (or of the embedding/head without blocks).
+// kInvalidArgument when the shape cannot be costed.
+Result<std::vector<partitioner::LayerUnit>> stage_units(const model::Model& model, bool embedding,
+                                                        int64_t block_begin, int64_t block_end,
+                                                        bool head);
+
+// Seconds the reference device takes for one step of `n_tokens` tokens of `units` whose
+// cached context positions add up to `ctx_positions`. Missing compute figures for a type
+// count as f32's; with none at all, only memory time is counted.
+double reference_step_s(const Pace& pace, const std::vector<partitioner::LayerUnit>& units,
+                        int64_t n_tokens, double ctx_positions);
 
 }  // namespace strata::agent

@@ -44,6 +44,28 @@ double compute_time_s(const std::vector<std::pair<std::string, double>>& shares,
 
 }  // namespace
 
+int64_t resolved_micro_batch(const PlanSettings& settings, int n_devices) {
+  const int64_t n = std::max<int64_t>(1, settings.sequences);
+  if (settings.micro_batch > 0) return settings.micro_batch;
+  const int64_t stages = std::clamp<int64_t>(n_devices, 1, n);
+  int64_t b = (n + stages - 1) / stages;
+  while (n % b != 0) --b;
+  return b;
+}
+
+double unit_step_s(const LayerUnit& u, const DeviceCaps& device, int64_t n_tokens,
+                   double ctx_positions) {
+  const double n = static_cast<double>(n_tokens);
+  const double flops = n * u.flops_per_token + u.attn_flops_per_token_per_ctx * ctx_positions;
+  const double weight_bytes = std::min(static_cast<double>(u.weight_bytes),
+                                       n * static_cast<double>(u.weight_bytes_read_per_token));
+  const double read_bytes =
+      weight_bytes + static_cast<double>(u.kv_bytes_per_token) * ctx_positions;
+  const auto& rates = n_tokens <= kGemvMaxTokens ? device.gemv_gflops : device.gemm_gflops;
+  return std::max(compute_time_s(flop_shares(u), flops, rates),
+                  read_bytes / (device.mem_read_gb_per_s * 1e9));
+}
+
 double CostModel::decode_position() const {
   return 0.5 * static_cast<double>(settings_.prompt_len + settings_.context);
 }
@@ -67,6 +89,12 @@ Result<CostModel> CostModel::build(LayerTable table, std::vector<DeviceCaps> dev
   }
   if (settings.sequences < 1 || settings.prompt_len < 1 || settings.context < 1) {
     return invalid_argument("--sequences, --prompt-len and --context must be at least 1");
+  }
+  if (settings.micro_batch < 0 ||
+      (settings.micro_batch > 0 && settings.sequences % settings.micro_batch != 0)) {
+    return invalid_argument("--micro-batch " + std::to_string(settings.micro_batch) +
+                            " must divide --sequences " + std::to_string(settings.sequences) +
+                            " (every pipeline group holds the same number of sequences)");
   }
   if (settings.prompt_len > settings.context) {
     return invalid_argument("--prompt-len " + std::to_string(settings.prompt_len) +
@@ -106,6 +134,7 @@ Result<CostModel> CostModel::build(LayerTable table, std::vector<DeviceCaps> dev
   m.devices_ = std::move(devices);
   m.links_ = std::move(links);
   m.settings_ = settings;
+  m.micro_batch_ = resolved_micro_batch(settings, static_cast<int>(m.devices_.size()));
   const int n = m.n_units();
   const int nd = m.n_devices();
 
@@ -133,8 +162,9 @@ Result<CostModel> CostModel::build(LayerTable table, std::vector<DeviceCaps> dev
     m.idle_by_mask_[mask] = known ? sum : NAN;
   }
 
-  const double in_bytes = m.boundary_bytes(0);
-  const double out_bytes = static_cast<double>(m.table_.units.back().activation_bytes_out);
+  const double in_bytes = m.step_boundary_bytes(0);
+  const double out_bytes = static_cast<double>(m.table_.units.back().activation_bytes_out) *
+                           static_cast<double>(m.micro_batch_);
   for (int j = 0; j < nd; ++j) {
     double in_s = 0, in_ser = 0, out_s = 0, out_ser = 0;
     const Link* link = nullptr;
@@ -173,27 +203,15 @@ Result<CostModel> CostModel::build(LayerTable table, std::vector<DeviceCaps> dev
 }
 
 void CostModel::compute_unit_times() {
+  const double b = static_cast<double>(micro_batch_);
   const double pos = decode_position();
   const double p = static_cast<double>(settings_.prompt_len);
   for (const DeviceCaps& d : devices_) {
-    const double bytes_per_s = d.mem_read_gb_per_s * 1e9;
     for (const LayerUnit& u : table_.units) {
-      const auto shares = flop_shares(u);
-      // Decode: one token at position `pos`: its matmuls and attention over `pos` cached
-      // positions, against reading its weights and that KV once.
-      const double flops = u.flops_per_token + u.attn_flops_per_token_per_ctx * pos;
-      const double read_bytes = static_cast<double>(u.weight_bytes_read_per_token) +
-                                static_cast<double>(u.kv_bytes_per_token) * pos;
-      unit_decode_s_.push_back(
-          std::max(compute_time_s(shares, flops, d.gemv_gflops), read_bytes / bytes_per_s));
-      // Prefill: P tokens in one chunk (causal attention over P(P-1)/2 pairs), weights read
-      // once for the chunk.
-      const double prefill_flops =
-          p * u.flops_per_token + u.attn_flops_per_token_per_ctx * p * (p - 1) * 0.5;
-      const double prefill_bytes = std::min(static_cast<double>(u.weight_bytes),
-                                            p * static_cast<double>(u.weight_bytes_read_per_token));
-      unit_prefill_s_.push_back(std::max(compute_time_s(shares, prefill_flops, d.gemm_gflops),
-                                         prefill_bytes / bytes_per_s));
+      // Decode: a step of B tokens, each at position `pos`: weights read once for the step.
+      unit_decode_s_.push_back(unit_step_s(u, d, micro_batch_, b * pos));
+      // Prefill: P tokens in one chunk (causal attention over P(P-1)/2 pairs).
+      unit_prefill_s_.push_back(unit_step_s(u, d, settings_.prompt_len, p * (p - 1) * 0.5));
     }
   }
 }
@@ -287,8 +305,9 @@ Objectives CostModel::finish(const Partial& p, int last_device, uint32_t mask) c
   o.latency_s = p.latency_s + coord_out_s_[static_cast<size_t>(last_device)];
   const double bottleneck_s =
       std::max(p.bottleneck_s, coord_out_ser_s_[static_cast<size_t>(last_device)]);
-  o.period_s = std::max(o.latency_s / static_cast<double>(settings_.sequences), bottleneck_s);
-  o.energy_j = p.energy_dyn_j + idle_by_mask_[mask] * o.period_s;
+  o.period_s = period_s(o.latency_s, bottleneck_s);
+  // A step's dynamic energy is shared by its B tokens.
+  o.energy_j = p.energy_dyn_j / static_cast<double>(micro_batch_) + idle_by_mask_[mask] * o.period_s;
   o.mem_pressure = p.mem_pressure;
   return o;
 }

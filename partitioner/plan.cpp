@@ -191,7 +191,7 @@ PlanDetail describe_plan(const CostModel& model, const PlanPoint& plan) {
     const int first = plan.stages.front().device;
     if (const Link* l = model.coordinator_link(first)) {
       ttft_s += l->transfer_s(p * model.boundary_bytes(0));
-      bottleneck_s = l->serialization_s(model.boundary_bytes(0));
+      bottleneck_s = l->serialization_s(model.step_boundary_bytes(0));
     }
   }
   for (size_t k = 0; k < plan.stages.size(); ++k) {
@@ -213,16 +213,16 @@ PlanDetail describe_plan(const CostModel& model, const PlanPoint& plan) {
       const int next = plan.stages[k + 1].device;
       const Link& l = model.links().get(s.device, next);
       const double bytes = model.boundary_bytes(s.unit_end);
-      d.link_out_ms = l.transfer_s(bytes) * 1e3;
+      d.link_out_ms = model.link_s(s.device, next, s.unit_end) * 1e3;
       d.prefill_link_out_ms = l.transfer_s(p * bytes) * 1e3;
       d.link_out_to = model.devices()[static_cast<size_t>(next)].name;
-      bottleneck_s = std::max(bottleneck_s, l.serialization_s(bytes));
+      bottleneck_s = std::max(bottleneck_s, model.link_serialization_s(s.device, next, s.unit_end));
     } else if (model.settings().coordinator != PlanSettings::Coordinator::kNone) {
       d.link_out_to = "coordinator";
       if (const Link* l = model.coordinator_link(s.device)) {
-        const double bytes = model.boundary_bytes(model.n_units());
+        const double bytes = model.step_boundary_bytes(model.n_units());
         d.link_out_ms = l->transfer_s(bytes) * 1e3;
-        d.prefill_link_out_ms = d.link_out_ms;  // only the sampled token goes back
+        d.prefill_link_out_ms = d.link_out_ms;  // only the sampled tokens go back
         bottleneck_s = std::max(bottleneck_s, l->serialization_s(bytes));
       }
     }

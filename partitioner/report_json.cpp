@@ -17,6 +17,8 @@ Json predicted(const CostModel& model, const Objectives& o) {
   j["latency_ms"] = o.latency_s * 1e3;
   j["throughput_tok_per_s"] = o.throughput_tok_per_s();
   j["sequences"] = model.settings().sequences;
+  j["micro_batch"] = model.micro_batch();
+  j["groups"] = model.n_groups();
   j["energy_j_per_token"] = number_or_null(o.energy_j);
   j["mem_pressure"] = o.mem_pressure;
   return j;
@@ -101,6 +103,8 @@ std::string plan_json(const PlanRun& run) {
   const PlanSettings& st = m.settings();
   Json settings = Json::object();
   settings["sequences"] = st.sequences;
+  settings["micro_batch"] = m.micro_batch();
+  settings["groups"] = m.n_groups();
   settings["prompt_len"] = st.prompt_len;
   settings["context"] = st.context;
   settings["decode_position"] = m.decode_position();

@@ -197,11 +197,13 @@ std::string plan_text(const PlanRun& run, size_t max_rows) {
   std::string out;
   out += printf_string(
       "strata plan: %s (%d units, %lld blocks, %s of weights) on %d device%s\n"
-      "  %lld sequences in flight, prompt %lld tokens, context %lld tokens, objective %s%s\n\n",
+      "  %lld sequences in flight (%lld groups of %lld), prompt %lld tokens, context %lld tokens, "
+      "objective %s%s\n\n",
       m.table().name.c_str(), m.n_units(),
       static_cast<long long>(m.table().block_index(m.n_units())),
       format_bytes(static_cast<double>(m.table().total_weight_bytes())).c_str(), m.n_devices(),
       m.n_devices() == 1 ? "" : "s", static_cast<long long>(m.settings().sequences),
+      static_cast<long long>(m.n_groups()), static_cast<long long>(m.micro_batch()),
       static_cast<long long>(m.settings().prompt_len), static_cast<long long>(m.settings().context),
       objective_name(run.objective), m.settings().allow_streaming ? ", streaming allowed" : "");
   devices_section(m, &out);

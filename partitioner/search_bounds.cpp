@@ -47,7 +47,7 @@ Bounds::Bounds(const CostModel& m) : m_(m) {
   idle_ = idle;
   min_boundary_bytes_ = INFINITY;
   for (int b = 1; b < n_; ++b)
-    min_boundary_bytes_ = std::min(min_boundary_bytes_, m.boundary_bytes(b));
+    min_boundary_bytes_ = std::min(min_boundary_bytes_, m.step_boundary_bytes(b));
   if (n_ <= 1) min_boundary_bytes_ = 0;
   enabled_ = static_cast<int64_t>(n_masks) * (n_ + 1) <= kMaxTableEntries;
   if (d <= 16) {
@@ -231,8 +231,7 @@ Rest Bounds::rest(uint32_t free, int c, int from) const {
 
 void Bounds::clamp(Partial* p, const Rest& r) const {
   const double floor_s = std::max(
-      (p->latency_s + r.latency_s) / static_cast<double>(m_.settings().sequences) * kShrink,
-      r.bottleneck_s);
+      (p->latency_s + r.latency_s) / static_cast<double>(m_.n_groups()) * kShrink, r.bottleneck_s);
   p->bottleneck_s = std::max(p->bottleneck_s, floor_s);
   p->mem_pressure = std::max(p->mem_pressure, r.mem_pressure);
 }
@@ -242,10 +241,10 @@ Objectives Bounds::lower_bound(const Partial& p, const Rest& r, int k,
   const auto uk = static_cast<size_t>(k);
   Objectives o;
   o.latency_s = (p.latency_s + r.latency_s + (k - 1) * r.pair_link_s) * kShrink;
-  o.period_s = std::max({o.latency_s / static_cast<double>(m_.settings().sequences), p.bottleneck_s,
-                         r.bottleneck_k[uk]});
-  o.energy_j =
-      (p.energy_dyn_j + r.energy_dyn_j + (used_idle_watts + r.idle_k[uk]) * o.period_s) * kShrink;
+  o.period_s = m_.period_s(o.latency_s, std::max(p.bottleneck_s, r.bottleneck_k[uk]));
+  o.energy_j = ((p.energy_dyn_j + r.energy_dyn_j) / static_cast<double>(m_.micro_batch()) +
+                (used_idle_watts + r.idle_k[uk]) * o.period_s) *
+               kShrink;
   o.mem_pressure = std::max(p.mem_pressure, r.pressure_k[uk]);
   return o;
 }

@@ -56,10 +56,8 @@ void add_agent_command(CLI::App& root, Action& action) {
   cmd->add_option("--mem-budget", a->mem_budget,
                   "Refuse stages needing more memory than this (e.g. 2G)");
   cmd->add_option("--emulate", a->o.emulate_profile,
-                  "Reference device profile JSON: pace compute and cap memory to that device")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--profile", a->o.local_profile,
-                  "This machine's profile JSON (needed with --emulate)")
+                  "Reference device profile JSON: hold each step until that device's roofline time "
+                  "(the planner's formula) and cap memory to its available memory")
       ->check(CLI::ExistingFile);
   cmd->add_option("--link-delay-ms", a->o.link_delay_ms,
                   "Emulated one-way delay of the outgoing data link")

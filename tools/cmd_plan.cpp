@@ -29,7 +29,7 @@ struct PlanOptions {
   std::string default_link;
   std::string coordinator;
   std::string coordinator_link;
-  int64_t sequences = 4, prompt_len = 256, context = 2048;
+  int64_t sequences = 4, prompt_len = 256, context = 2048, micro_batch = 0;
   std::string objective = "knee";
   std::optional<double> max_energy, max_latency_ms, min_throughput, max_mem_pressure;
   bool allow_streaming = false;
@@ -179,6 +179,7 @@ Status run_plan(const PlanOptions& o) {
   STRATA_ASSIGN_OR_RETURN(sp::LinkTable links, load_links(o, devices));
   sp::PlanSettings settings;
   settings.sequences = o.sequences;
+  settings.micro_batch = o.micro_batch;
   settings.prompt_len = o.prompt_len;
   settings.context = o.context;
   settings.allow_streaming = o.allow_streaming;
@@ -286,6 +287,10 @@ void add_plan_command(CLI::App& root, Action& action) {
   cmd->add_option("--coordinator-link", o->coordinator_link,
                   "RTT_MS,MBIT_PER_S to a coordinator on another host");
   cmd->add_option("--sequences", o->sequences, "sequences in flight (default 4)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_option("--micro-batch", o->micro_batch,
+                  "sequences batched into one pipeline step; must divide --sequences (default: "
+                  "the largest divisor of N not above N / devices, so groups keep stages busy)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->add_option("--prompt-len", o->prompt_len, "prompt tokens prefilled at once (default 256)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));

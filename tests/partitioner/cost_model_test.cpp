@@ -73,8 +73,9 @@ TEST(CostModel, StageTimesAreRooflinesSummedOverUnits) {
   const StageCost& both = m.stage(0, 0, 2);
   ASSERT_TRUE(both.feasible);
   EXPECT_DOUBLE_EQ(both.decode_s, 0.5 + 500'055'000 / 10e9);
-  // Prefill of 10 tokens: a at 20 GFLOP/s gemm (1 s); b is bound by reading its weights.
-  EXPECT_DOUBLE_EQ(both.prefill_s, 1.0 + 0.05);
+  // Prefill of 10 tokens: a at 20 GFLOP/s gemm (1 s); b is bound by reading its weights once
+  // and its KV cache over the 10 * 9 / 2 = 45 causal positions.
+  EXPECT_DOUBLE_EQ(both.prefill_s, 1.0 + (500'000'000 + 45 * 1000) / 10e9);
   // Memory: weights, KV for 100 positions x 2 sequences, 4 x 10 tokens x the largest
   // activation (1000 B).
   EXPECT_EQ(both.kv_bytes, 1000 * 100 * 2);
@@ -106,6 +107,51 @@ TEST(CostModel, PlanObjectivesByHand) {
   ASSERT_TRUE(single.ok());
   EXPECT_DOUBLE_EQ(single->period_s, single->latency_s);
   EXPECT_DOUBLE_EQ(single->energy_j, 8 * single->latency_s + 2 * single->latency_s);
+}
+
+TEST(CostModel, MicroBatchesShareTheWeightReadsOfAStep) {
+  Tiny t;
+  t.settings.sequences = 4;
+  t.settings.micro_batch = 2;
+  const CostModel m = t.build();
+  EXPECT_EQ(m.micro_batch(), 2);
+  EXPECT_EQ(m.n_groups(), 2);
+  // b on Y, two tokens at position 55: weights read once, KV for both tokens; memory-bound.
+  const double t_y = (500'000'000 + 2 * 55 * 1000) / 20e9;
+  EXPECT_DOUBLE_EQ(m.unit_decode_s(1, 1), t_y);
+  // a on X: two tokens of compute at 4 GFLOP/s (1 s) beat one read of its weights (0.1 s).
+  const double t_x = 1.0;
+  EXPECT_DOUBLE_EQ(m.unit_decode_s(0, 0), t_x);
+  auto o = m.evaluate({{0, 0, 1}, {1, 1, 2}});
+  ASSERT_TRUE(o.ok());
+  const double link = 1e-3 + 2 * 1000 * 8 / 8e6;  // both tokens' activations
+  EXPECT_DOUBLE_EQ(o->latency_s, t_x + link + t_y);
+  // Two groups of two: a step's latency over two groups vs the slowest stage, per token.
+  EXPECT_DOUBLE_EQ(o->period_s, std::max(o->latency_s / 2, t_x) / 2);
+  EXPECT_DOUBLE_EQ(o->energy_j, (8 * t_x + 4 * t_y) / 2 + (2 + 1) * o->period_s);
+  // The default: 4 sequences over 2 devices also batch 2.
+  t.settings.micro_batch = 0;
+  EXPECT_EQ(t.build().micro_batch(), 2);
+  // A micro-batch that does not divide the sequences is refused.
+  t.settings.micro_batch = 3;
+  EXPECT_EQ(CostModel::build(t.table, t.devices, LinkTable({"X", "Y"}, Link{}), t.settings)
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(CostModel, ResolvedMicroBatchDividesTheSequences) {
+  PlanSettings s;
+  s.sequences = 4;
+  EXPECT_EQ(resolved_micro_batch(s, 3), 2);  // ceil(4 / 3) = 2 divides 4
+  EXPECT_EQ(resolved_micro_batch(s, 8), 1);
+  s.sequences = 9;
+  EXPECT_EQ(resolved_micro_batch(s, 2), 3);  // ceil(9 / 2) = 5 -> 3, the divisor below
+  s.sequences = 1;
+  EXPECT_EQ(resolved_micro_batch(s, 4), 1);
+  s.micro_batch = 1;
+  s.sequences = 8;
+  EXPECT_EQ(resolved_micro_batch(s, 2), 1);
 }
 
 TEST(CostModel, ThroughputIsLatencyBoundWithFewSequences) {

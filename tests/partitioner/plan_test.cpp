@@ -35,6 +35,7 @@ CostModel two_way(double mbit, int64_t budget = 10'000'000'000, bool power = tru
   links.set(0, 1, {0.0, mbit, false});
   PlanSettings s;
   s.sequences = 4;
+  s.micro_batch = 1;  // the hand-computed figures below are for single-token steps
   s.prompt_len = 1;
   s.context = 1;
   auto m = CostModel::build(table, devices, links, s);

@@ -107,7 +107,9 @@ TEST(Search, EpsilonFrontApproximatesTheExactOne) {
     auto exact = search_front(model);
     ASSERT_TRUE(approx.ok() && exact.ok());
     EXPECT_FALSE(approx->exact);
-    EXPECT_LE(approx->plans.size(), exact->plans.size() + 0);
+    // (No bound on the count: a plan pruned as near-dominated can leave in the approximate
+    // front a plan it would have dominated, so the approximate front may even be larger.)
+    EXPECT_EQ(approx->plans.empty(), exact->plans.empty());
     // Every exact point has an approximate one within a small factor in every objective
     // (pruning compounds once per stage and link, so allow (1 + eps)^(2 n_devices)).
     const double slack = std::pow(1 + eps, 2 * model.n_devices());

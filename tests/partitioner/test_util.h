@@ -105,6 +105,11 @@ inline CostModel random_instance(uint64_t seed, const RandomInstanceOptions& opt
   }
   PlanSettings settings;
   settings.sequences = pick(1, 8);
+  // Half the instances let the model choose the micro-batch; the rest take a divisor of N.
+  if (pick(0, 1) == 1) {
+    do settings.micro_batch = pick(1, static_cast<int>(settings.sequences));
+    while (settings.sequences % settings.micro_batch != 0);
+  }
   settings.context = pick(16, 4096);
   settings.prompt_len = pick(1, static_cast<int>(settings.context));
   settings.allow_streaming = pick(0, 1) == 1;

@@ -27,7 +27,6 @@ struct AgentOptions {
   int n_threads = 1;
   int64_t mem_budget_bytes = 0;  // 0 = no cap; else assignments needing more are refused
   std::string emulate_profile;   // reference device profile JSON to pace compute to
-  std::string local_profile;     // this machine's profile JSON (needed with emulate_profile)
   double link_delay_ms = 0;      // outgoing data link emulation
   double link_mbit_per_s = 0;
   bool quiet = false;

@@ -34,6 +34,9 @@ struct PlanSpec {
   double predicted_latency_ms = 0;  // per-token decode latency
   double predicted_throughput_tok_per_s = 0;
   int64_t predicted_sequences = 0;
+  // Sequences per pipeline step the plan was costed with (its groups are N / micro_batch);
+  // 0 when the plan does not say (the run then uses one group per stage).
+  int64_t micro_batch = 0;
   std::string model_source;  // the model the plan was made for, if known
 };
 
@@ -53,7 +56,9 @@ struct RunOptions {
   model::SamplerOptions sampler;              // sequence s samples with seed + s
   int threads_per_agent = 0;                  // 0: each agent's own --threads
   int64_t step_token_budget = 128;            // tokens per step at most (prompt chunking)
-  int n_groups = 0;                           // 0: one per stage (at most one per sequence)
+  // Pipeline groups; 0: ceil(sequences / the plan's micro_batch) when the plan has one, else
+  // one per stage (at most one per sequence).
+  int n_groups = 0;
   int64_t ctx = 0;                            // 0: longest prompt + n_gen
   std::string result_bind = "tcp://127.0.0.1:*";
   std::string slice_dir = "strata-slices";  // where the coordinator keeps the slices it cuts

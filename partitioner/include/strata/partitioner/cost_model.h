@@ -23,7 +23,10 @@
 namespace strata::partitioner {
 
 struct PlanSettings {
-  int64_t sequences = 4;     // N: sequences in flight (each one token per step)
+  int64_t sequences = 4;  // N: sequences in flight
+  // B: sequences batched into one pipeline step (a micro-batch); the runtime runs N / B groups,
+  // each with one step in flight. B must divide N. 0: chosen by the model (resolved_micro_batch).
+  int64_t micro_batch = 0;
   int64_t prompt_len = 256;  // P: prompt tokens prefilled as one chunk
   int64_t context = 2048;    // C: KV positions reserved per sequence (P <= C)
   bool allow_streaming = false;
@@ -34,7 +37,24 @@ struct PlanSettings {
   Link coordinator_link;
 };
 
-// One stage's costs on one device (all figures per token unless named otherwise).
+// The micro-batch the runtime will use for `settings` over `n_devices` devices: the setting
+// when given, else the largest divisor of N not above ceil(N / min(N, n_devices)), so that
+// there are about as many groups as stages can use and every group is the same size.
+int64_t resolved_micro_batch(const PlanSettings& settings, int n_devices);
+
+// Tokens at most in a step costed at decode (GEMV) rates; larger steps use GEMM rates. The
+// engine switches kernels by the same rule of thumb; the emulating agent paces by it too.
+inline constexpr int64_t kGemvMaxTokens = 8;
+
+// Seconds for `device` to run unit `u` over one step of `n_tokens` tokens whose cached context
+// positions add up to `ctx_positions` (decode: n_tokens * position; a prompt chunk of P tokens
+// from position 0: P (P - 1) / 2): the roofline max of its FLOPs at the device's GEMV (small
+// steps) or GEMM rate for each weight type, and the bytes it reads (its weights once per step,
+// its KV cache per position) at the device's memory bandwidth. Pure.
+double unit_step_s(const LayerUnit& u, const DeviceCaps& device, int64_t n_tokens,
+                   double ctx_positions);
+
+// One stage's costs on one device (per decode step of B tokens unless named otherwise).
 struct StageCost {
   bool feasible = false;
   int64_t weight_bytes = 0;    // all weights of the range
@@ -44,9 +64,9 @@ struct StageCost {
   int64_t buffer_bytes = 0;    // activation scratch (+ the streaming ring when streaming)
   int64_t used_bytes = 0;      // resident + kv + buffers
   int64_t short_bytes = 0;     // when infeasible: how far over the budget
-  double compute_s = 0;        // decode roofline, summed over the units
-  double stream_s = 0;         // streamed bytes over storage bandwidth
-  double decode_s = 0;         // max(compute_s, stream_s)
+  double compute_s = 0;        // decode roofline of a B-token step, summed over the units
+  double stream_s = 0;         // streamed bytes over storage bandwidth, per step
+  double decode_s = 0;         // max(compute_s, stream_s): one B-token decode step
   double prefill_s = 0;        // the whole P-token prompt
   double mem_pressure = 0;     // used / budget
 };
@@ -59,7 +79,7 @@ struct Stage {
 
 // A complete plan's objectives. All are "lower is better": throughput is 1 / period_s.
 struct Objectives {
-  double latency_s = 0;     // one token of one sequence through every stage and link
+  double latency_s = 0;     // one decode step (B tokens) through every stage and link
   double period_s = 0;      // steady-state time between tokens with N sequences in flight
   double energy_j = NAN;    // per token; NaN when a device of the plan has no power figures
   double mem_pressure = 0;  // max over the plan's devices of used / budget
@@ -69,9 +89,9 @@ struct Objectives {
 // What the search carries for a plan prefix (see docs/COST_MODEL.md "Why the search is
 // exact"): every final objective is non-decreasing in each of these.
 struct Partial {
-  double latency_s = 0;     // sum of stages and links so far
-  double bottleneck_s = 0;  // max of stage times and link serialization times so far
-  double energy_dyn_j = 0;  // sum of (load - idle) watts x stage time so far
+  double latency_s = 0;     // sum of stages and links so far (one B-token step)
+  double bottleneck_s = 0;  // max of stage times and link serialization times so far (a step)
+  double energy_dyn_j = 0;  // sum of (load - idle) watts x stage time so far (a step)
   double mem_pressure = 0;  // max so far
 };
 
@@ -92,6 +112,15 @@ class CostModel {
   const PlanSettings& settings() const { return settings_; }
   // The decode position at which attention FLOPs and KV reads are costed: (P + C) / 2.
   double decode_position() const;
+  // B (the resolved micro-batch) and G = N / B, the pipeline groups in flight.
+  int64_t micro_batch() const { return micro_batch_; }
+  int64_t n_groups() const { return settings_.sequences / micro_batch_; }
+  // Period per token from a step's latency and the bottleneck stage's step time: G groups
+  // cycle through the pipeline, each taking max(latency, G x bottleneck) per round of N tokens.
+  double period_s(double latency_s, double bottleneck_s) const {
+    return std::max(latency_s / static_cast<double>(n_groups()), bottleneck_s) /
+           static_cast<double>(micro_batch_);
+  }
   // True when every device has power figures, so energy takes part in dominance.
   bool energy_in_dominance() const { return energy_in_dominance_; }
 
@@ -99,21 +128,26 @@ class CostModel {
   const StageCost& stage(int device, int b, int c) const {
     return stages_[stage_index(device, b, c)];
   }
-  // Decode time of unit `unit` alone on `device` (s); a stage's compute_s is the left-to-right
+  // Decode time of unit `unit` alone on `device` for a B-token step (s); a stage's compute_s is
+  // the left-to-right
   // sum of these over its units.
   double unit_decode_s(int device, int unit) const {
     return unit_decode_s_[static_cast<size_t>(device) * table_.units.size() +
                           static_cast<size_t>(unit)];
   }
-  // Bytes crossing the boundary before unit `b` (the activation out of unit b - 1).
+  // Bytes per token crossing the boundary before unit `b` (the activation out of unit b - 1).
   double boundary_bytes(int b) const;
-  // One-way time and serialization of the activations crossing boundary `b` from `from` to
-  // `to` (seconds).
+  // The same for a whole B-token step.
+  double step_boundary_bytes(int b) const {
+    return boundary_bytes(b) * static_cast<double>(micro_batch_);
+  }
+  // One-way time and serialization of one step's activations crossing boundary `b` from
+  // `from` to `to` (seconds).
   double link_s(int from, int to, int b) const {
-    return links_.get(from, to).transfer_s(boundary_bytes(b));
+    return links_.get(from, to).transfer_s(step_boundary_bytes(b));
   }
   double link_serialization_s(int from, int to, int b) const {
-    return links_.get(from, to).serialization_s(boundary_bytes(b));
+    return links_.get(from, to).serialization_s(step_boundary_bytes(b));
   }
   // The link between the coordinator and `device`, or null when the coordinator is not
   // modelled or sits on that device.
@@ -170,6 +204,7 @@ class CostModel {
   std::vector<DeviceCaps> devices_;
   LinkTable links_{{}, Link{}};
   PlanSettings settings_;
+  int64_t micro_batch_ = 1;
   bool energy_in_dominance_ = false;
   std::vector<StageCost> stages_;
   std::vector<double> unit_decode_s_, unit_prefill_s_;  // device-major, one per unit
