@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -33,6 +34,9 @@ struct Agent::Impl {
   // steps took longer here than on the reference device (the emulation then lags).
   std::vector<partitioner::LayerUnit> pace_units;
   uint64_t pace_overruns = 0;
+  // Steps the next stage has not taken yet (see send_down).
+  static constexpr int kSendWaitMs = 200;
+  std::deque<std::pair<tp::DataHeader, tp::SharedBytes>> pending_out;
 
   // The current assignment.
   std::optional<tp::Assign> assign;
@@ -103,6 +107,7 @@ struct Agent::Impl {
     samplers.clear();
     assign.reset();
     pace_units.clear();
+    pending_out.clear();
   }
 
   // Loads the assigned slice from the cache and builds the engine; replies Ready or Error.
@@ -283,12 +288,32 @@ struct Agent::Impl {
   }
 
   // Sends `header` downstream; a failure to send is logged (the coordinator's deadline reports it).
+  // Hands a step to the next stage. A next stage that does not take it at once (gone, or its
+  // queue full) must not stall this agent: a stalled agent answers no heartbeat and no
+  // re-assignment, and the coordinator would take it for lost too. So the step waits in
+  // `pending_out`, in order, and the serve loop retries while it keeps answering.
   void send_down(tp::DataHeader header, tp::SharedBytes payload, tp::StepStats* st) {
     const double t0 = now_s();
-    const Status s = downstream->send(header, std::move(payload), tp::Deadline::after_ms(10000));
-    st->link_ms = (now_s() - t0) * 1e3;
-    if (!s.ok())
-      log("sending step " + std::to_string(header.step_id) + " downstream failed: " + s.message());
+    if (pending_out.empty()) {
+      const Status s = downstream->send(header, payload, tp::Deadline::after_ms(kSendWaitMs));
+      st->link_ms = (now_s() - t0) * 1e3;
+      if (s.ok()) return;
+      if (s.code() == StatusCode::kInvalidArgument) {
+        log("sending step " + std::to_string(header.step_id) + " downstream failed: " + s.message());
+        return;
+      }
+      log("the next stage is not taking steps (" + s.message() + "): holding them");
+    }
+    pending_out.emplace_back(std::move(header), std::move(payload));
+  }
+
+  // Sends what waits in `pending_out`, oldest first, without waiting.
+  void flush_pending() {
+    while (!pending_out.empty() && downstream) {
+      auto& [h, p] = pending_out.front();
+      if (!downstream->send(h, p, tp::Deadline::after_ms(0)).ok()) return;
+      pending_out.pop_front();
+    }
   }
 
   void fail_step(const tp::DataHeader& in, const Status& s, tp::StepStats* st) {
@@ -306,6 +331,12 @@ struct Agent::Impl {
   }
 
   void on_data(tp::DataMessage& msg) {
+    // A step from before a re-plan (its pipeline is gone and the KV cache it built on was
+    // dropped): running it would write stale positions into the new cache.
+    if (assign && assign->epoch != 0 && msg.header.request_id != assign->epoch) {
+      ++counters.stale_steps;
+      return;
+    }
     const int64_t arrived = now_ns();
     tp::StepStats st;
     st.step_id = msg.header.step_id;
@@ -430,6 +461,9 @@ struct Agent::Impl {
           model::SamplerOptions so{assign->temperature, assign->top_k, assign->top_p,
                                    assign->seed + static_cast<uint64_t>(seq)};
           it = samplers.emplace(seq, model::Sampler(so)).first;
+          const auto& before = assign->sampled_before;
+          if (seq >= 0 && static_cast<size_t>(seq) < before.size())
+            it->second.skip(before[static_cast<size_t>(seq)]);
         }
         out.sampled_tokens.push_back(it->second.sample(
             std::span<const float>(logits.data() + r * c.vocab, static_cast<size_t>(c.vocab))));
@@ -507,7 +541,9 @@ Status Agent::serve(const std::atomic<bool>& stop) {
   s.log("serving control " + s.control.endpoint() + ", data " + s.data.endpoint());
   tp::Channel* chans[] = {&s.control, &s.data};
   while (!stop.load() && !s.exit_requested) {
-    Result<uint32_t> ready = tp::wait_readable(chans, tp::Deadline::after_ms(100));
+    s.flush_pending();
+    Result<uint32_t> ready =
+        tp::wait_readable(chans, tp::Deadline::after_ms(s.pending_out.empty() ? 100 : 5));
     if (!ready.ok()) {
       if (ready.status().code() == StatusCode::kDeadlineExceeded) continue;
       return ready.status();

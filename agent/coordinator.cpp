@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,7 @@ class Run {
 
   Result<RunReport> go() {
     report_.plan = o_.plan;
+    plan_ = o_.plan;
     const double t0 = now_s();
     STRATA_RETURN_IF_ERROR(check_inputs());
     STRATA_ASSIGN_OR_RETURN(ctx_, tp::Context::create(1));
@@ -49,11 +51,9 @@ class Run {
     results_.emplace(std::move(results));
     STRATA_RETURN_IF_ERROR(hello_all());
     STRATA_RETURN_IF_ERROR(assign_all());
-    STRATA_ASSIGN_OR_RETURN(tp::DataSender first,
-                            tp::DataSender::connect(*ctx_, peers_[0].hello.data_endpoint));
-    first_.emplace(std::move(first));
+    STRATA_RETURN_IF_ERROR(connect_first());
     report_.setup_s = now_s() - t0;
-    STRATA_RETURN_IF_ERROR(generate());
+    STRATA_RETURN_IF_ERROR(generate_surviving());
     STRATA_RETURN_IF_ERROR(collect_stats());
     for (Peer& p : peers_) {
       (void)p.control->send(tp::Shutdown{"run finished"}, tp::Deadline::after_ms(1000));
@@ -104,31 +104,42 @@ class Run {
   }
 
   Status hello_all() {
-    for (const StageSpec& s : o_.plan.stages) {
-      Peer p;
-      p.device = s.device;
-      p.endpoint = o_.agents.at(s.device);
-      Result<tp::ControlClient> c = tp::ControlClient::connect(*ctx_, p.endpoint);
-      if (!c.ok())
-        return c.status().with_context("agent '" + p.device + "' at '" + p.endpoint + "'");
-      p.control.emplace(std::move(c).value());
-      tp::Hello me;
-      me.agent_id = "coordinator";
-      me.agent_name = "coordinator";
-      const Status sent = p.control->send(me, tp::Deadline::after_ms(o_.agent_timeout_ms));
-      if (!sent.ok()) return sent.with_context("agent '" + p.device + "' at " + p.endpoint);
-      STRATA_ASSIGN_OR_RETURN(tp::ControlMessage m, expect_reply(p));
-      if (auto* h = std::get_if<tp::Hello>(&m)) {
-        p.hello = *h;
-      } else {
-        return internal_error("agent '" + p.device + "' answered hello with " +
-                              tp::control_message_name(m));
-      }
-      progress("agent " + p.device + " at " + p.endpoint + ": " + p.hello.agent_name + ", " +
-               std::to_string(p.hello.n_threads) + " threads, data " + p.hello.data_endpoint);
-      p.tracker.emplace(o_.agent_timeout_ms, now_ns());
+    for (const StageSpec& s : plan_.stages) {
+      STRATA_ASSIGN_OR_RETURN(Peer p, hello(s.device));
       peers_.push_back(std::move(p));
     }
+    return {};
+  }
+
+  Result<Peer> hello(const std::string& device) {
+    Peer p;
+    p.device = device;
+    p.endpoint = o_.agents.at(device);
+    Result<tp::ControlClient> c = tp::ControlClient::connect(*ctx_, p.endpoint);
+    if (!c.ok()) return c.status().with_context("agent '" + p.device + "' at '" + p.endpoint + "'");
+    p.control.emplace(std::move(c).value());
+    tp::Hello me;
+    me.agent_id = "coordinator";
+    me.agent_name = "coordinator";
+    const Status sent = p.control->send(me, tp::Deadline::after_ms(o_.agent_timeout_ms));
+    if (!sent.ok()) return sent.with_context("agent '" + p.device + "' at " + p.endpoint);
+    STRATA_ASSIGN_OR_RETURN(tp::ControlMessage m, expect_reply(p));
+    if (auto* h = std::get_if<tp::Hello>(&m)) {
+      p.hello = *h;
+    } else {
+      return internal_error("agent '" + p.device + "' answered hello with " +
+                            tp::control_message_name(m));
+    }
+    progress("agent " + p.device + " at " + p.endpoint + ": " + p.hello.agent_name + ", " +
+             std::to_string(p.hello.n_threads) + " threads, data " + p.hello.data_endpoint);
+    p.tracker.emplace(o_.agent_timeout_ms, now_ns());
+    return p;
+  }
+
+  Status connect_first() {
+    STRATA_ASSIGN_OR_RETURN(tp::DataSender first,
+                            tp::DataSender::connect(*ctx_, peers_[0].hello.data_endpoint));
+    first_.emplace(std::move(first));
     return {};
   }
 
@@ -159,8 +170,10 @@ class Run {
     if (ec) return io_error(o_.slice_dir + ": cannot create: " + ec.message());
     const model::ModelConfig& c = model_->config();
     const std::string base = std::filesystem::path(o_.model_path).stem().string();
+    std::vector<uint32_t> sampled_before;
+    for (const auto& t : report_.tokens) sampled_before.push_back(static_cast<uint32_t>(t.size()));
     for (size_t i = 0; i < peers_.size(); ++i) {
-      const StageSpec& s = o_.plan.stages[i];
+      const StageSpec& s = plan_.stages[i];
       STRATA_ASSIGN_OR_RETURN(const UnitRange u, unit_range(s.unit_begin, s.unit_end, c.n_layers));
       const std::string slice = o_.slice_dir + "/" + base + "-" + model_hash_key + "-u" +
                                 std::to_string(s.unit_begin) + "-" + std::to_string(s.unit_end) +
@@ -190,6 +203,8 @@ class Run {
       a.top_k = o_.sampler.top_k;
       a.top_p = o_.sampler.top_p;
       a.seed = o_.sampler.seed;
+      a.epoch = epoch_;
+      a.sampled_before = sampled_before;
       Peer& p = peers_[i];
       StageReport sr;
       sr.device = p.device;
@@ -238,7 +253,7 @@ class Run {
 
   Status send_step(const Step& st) {
     tp::DataHeader h;
-    h.request_id = 1;
+    h.request_id = epoch_;
     h.step_id = next_step_id_++;
     h.flags = (st.n_prefill_tokens > 0 ? tp::kDataPrefill : 0u) |
               (st.n_decode_tokens > 0 ? tp::kDataDecode : 0u) |
@@ -261,6 +276,7 @@ class Run {
     if (auto hb = heartbeat_.due(now)) {
       for (Peer& p : peers_) (void)p.control->send(*hb, tp::Deadline::after_ms(0));
     }
+    Peer* lost = nullptr;
     for (Peer& p : peers_) {
       // Drain replies: any message counts as a sign of life; errors are reported.
       for (;;) {
@@ -271,12 +287,121 @@ class Run {
           return Status(e->code, "agent '" + p.device + "': " + e->message);
         }
       }
-      if (p.tracker->lost(now_ns())) {
-        return unavailable("agent '" + p.device + "' at " + p.endpoint + " is lost: silent for " +
-                           std::to_string(static_cast<int>(p.tracker->silence_ms(now_ns()))) +
-                           " ms");
+      // Of several silent agents the one silent longest is taken for lost: the others may
+      // only be waiting on it.
+      if (p.tracker->lost(now_ns()) &&
+          (lost == nullptr || p.tracker->silence_ms(now_ns()) > lost->tracker->silence_ms(now_ns())))
+        lost = &p;
+    }
+    if (lost != nullptr) {
+      lost_device_ = lost->device;
+      return unavailable("agent '" + lost->device + "' at " + lost->endpoint +
+                         " is lost: silent for " +
+                         std::to_string(static_cast<int>(lost->tracker->silence_ms(now_ns()))) +
+                         " ms");
+    }
+    return {};
+  }
+
+  // generate(), re-planning over the agents left whenever one is lost (at most
+  // o_.max_replans times). Every sequence resumes from the tokens it has.
+  Status generate_surviving() {
+    for (;;) {
+      lost_device_.clear();
+      const Status s = generate();
+      if (s.ok() || lost_device_.empty()) return s;
+      if (static_cast<int>(report_.replans.size()) >= o_.max_replans) {
+        return s.with_context("no re-plan left (--max-replans " + std::to_string(o_.max_replans) +
+                              ")");
+      }
+      STRATA_RETURN_IF_ERROR(replan(s));
+    }
+  }
+
+  // Per device of the current plan that is still here: measured milliseconds per unit of a
+  // decode step (0 when it ran none).
+  std::map<std::string, double> measured_ms_per_unit() {
+    std::map<std::string, double> out;
+    for (size_t i = 0; i < peers_.size(); ++i) {
+      Peer& p = peers_[i];
+      if (p.device == lost_device_) continue;
+      if (!p.control->send(tp::Stats{}, tp::Deadline::after_ms(o_.agent_timeout_ms)).ok()) continue;
+      for (int tries = 0; tries < 16; ++tries) {
+        Result<tp::ControlMessage> m = expect_reply(p);
+        if (!m.ok()) break;
+        auto* st = std::get_if<tp::Stats>(&*m);
+        if (st == nullptr) continue;  // a heartbeat echo
+        std::vector<double> ms;
+        for (const tp::StepStats& x : st->steps) {
+          auto it = step_decode_only_.find(x.step_id);
+          if (it != step_decode_only_.end() && it->second) ms.push_back(x.compute_ms);
+        }
+        const StageSpec& spec = plan_.stages[i];
+        if (!ms.empty())
+          out[p.device] = median_of(ms) / static_cast<double>(spec.unit_end - spec.unit_begin);
+        break;
       }
     }
+    return out;
+  }
+
+  Status replan(const Status& cause) {
+    const double t0 = now_s();
+    ReplanEvent ev;
+    ev.lost_device = lost_device_;
+    ev.cause = cause.message();
+    ev.at_s = t0 - t0_generate_;
+    ev.tokens_before = 0;
+    for (const auto& t : report_.tokens) ev.tokens_before += static_cast<int64_t>(t.size());
+    lost_.insert(lost_device_);
+    std::vector<std::string> left;
+    for (const Peer& p : peers_) {
+      if (lost_.count(p.device) == 0) left.push_back(p.device);
+    }
+    for (const auto& [name, endpoint] : o_.agents) {
+      const bool used = std::any_of(peers_.begin(), peers_.end(),
+                                    [&](const Peer& p) { return p.device == name; });
+      if (!used && lost_.count(name) == 0) left.push_back(name);  // a spare agent
+    }
+    if (left.empty()) return cause.with_context("every agent is lost");
+    progress("agent " + lost_device_ + " lost (" + cause.message() + "): re-planning over " +
+             std::to_string(left.size()) + " agent(s) left");
+    const std::map<std::string, double> speed = measured_ms_per_unit();
+    PlanSpec next;
+    if (o_.replan) {
+      STRATA_ASSIGN_OR_RETURN(next, o_.replan(left));
+    } else {
+      std::vector<double> ms;
+      for (const std::string& d : left) ms.push_back(speed.count(d) != 0 ? speed.at(d) : 0.0);
+      next = speed_weighted_plan(left, ms, model_->config().n_layers);
+    }
+    next.micro_batch = plan_.micro_batch;
+    std::vector<Peer> old = std::move(peers_);
+    peers_.clear();
+    for (const StageSpec& st : next.stages) {
+      auto it = std::find_if(old.begin(), old.end(),
+                             [&](const Peer& p) { return p.device == st.device; });
+      if (it != old.end()) {
+        peers_.push_back(std::move(*it));
+        continue;
+      }
+      if (o_.agents.count(st.device) == 0)
+        return invalid_argument("the re-plan names '" + st.device + "', which is not an agent");
+      STRATA_ASSIGN_OR_RETURN(Peer p, hello(st.device));
+      peers_.push_back(std::move(p));
+    }
+    ++epoch_;
+    plan_ = next;
+    report_.stages.clear();
+    step_group_.clear();
+    step_sent_ns_.clear();
+    STRATA_RETURN_IF_ERROR(assign_all());
+    STRATA_RETURN_IF_ERROR(connect_first());
+    ev.recovery_s = now_s() - t0;
+    for (const StageSpec& st : next.stages) ev.devices.push_back(st.device);
+    progress("re-planned in " + std::to_string(ev.recovery_s).substr(0, 5) + " s: " +
+             std::to_string(next.stages.size()) + " stage(s); resuming every sequence");
+    report_.replans.push_back(std::move(ev));
     return {};
   }
 
@@ -289,16 +414,21 @@ class Run {
     groups = std::max(1, std::min(groups, n_seq));
     report_.n_groups = groups;
     Scheduler sched({groups, o_.step_token_budget});
-    for (const auto& p : o_.prompts) sched.add_sequence(p, o_.n_gen);
-    report_.tokens.assign(static_cast<size_t>(n_seq), {});
-    if (o_.want_logits) {
-      report_.first_logits.assign(static_cast<size_t>(n_seq), {});
-      report_.last_logits.assign(static_cast<size_t>(n_seq), {});
+    if (report_.tokens.empty()) {
+      report_.tokens.assign(static_cast<size_t>(n_seq), {});
+      if (o_.want_logits) {
+        report_.first_logits.assign(static_cast<size_t>(n_seq), {});
+        report_.last_logits.assign(static_cast<size_t>(n_seq), {});
+      }
     }
+    // After a re-plan every sequence starts again from its prompt and the tokens it has.
+    for (size_t i = 0; i < o_.prompts.size(); ++i)
+      sched.resume_sequence(o_.prompts[i], report_.tokens[i], o_.n_gen);
     const int64_t vocab = model_->config().vocab;
-    const double t0 = now_s();
-    int64_t decode_tokens = 0;
-    std::vector<double> decode_rtt_ms;
+    if (t0_generate_ == 0) t0_generate_ = now_s();
+    const double t0 = t0_generate_;
+    int64_t& decode_tokens = decode_tokens_;
+    std::vector<double>& decode_rtt_ms = decode_rtt_ms_;
     int64_t last_result_ns = now_ns();
     while (!sched.done()) {
       for (int g = 0; g < groups; ++g) {
@@ -309,15 +439,17 @@ class Run {
       if (!r.ok()) {
         if (r.status().code() != StatusCode::kDeadlineExceeded)
           return r.status().with_context("results");
-        if (static_cast<double>(now_ns() - last_result_ns) * 1e-6 > o_.agent_timeout_ms) {
+        // Twice the agent deadline: a lost agent is named by the heartbeats first.
+        if (static_cast<double>(now_ns() - last_result_ns) * 1e-6 > 2 * o_.agent_timeout_ms) {
           return deadline_exceeded("no result from the pipeline for " +
                                    std::to_string(static_cast<int>(o_.agent_timeout_ms)) +
                                    " ms (last stage '" + peers_.back().device + "')");
         }
         continue;
       }
-      last_result_ns = now_ns();
       const tp::DataHeader& h = r->header;
+      if (h.request_id != epoch_) continue;  // from the pipeline before a re-plan
+      last_result_ns = now_ns();
       if (h.status_code != StatusCode::kOk) return Status(h.status_code, h.status_message);
       auto git = step_group_.find(h.step_id);
       if (git == step_group_.end())
@@ -362,6 +494,7 @@ class Run {
     report_.generate_s = t1 - t0;
     for (const auto& t : report_.tokens) report_.total_tokens += static_cast<int64_t>(t.size());
     report_.decode_latency_ms = median_of(decode_rtt_ms);
+    report_.plan_used = plan_;
     if (first_decode_ns_ > 0 && decode_tokens > 0) {
       report_.throughput_tok_per_s =
           static_cast<double>(decode_tokens) / (t1 - static_cast<double>(first_decode_ns_) * 1e-9);
@@ -405,6 +538,13 @@ class Run {
   std::optional<tp::DataReceiver> results_;
   std::optional<tp::DataSender> first_;
   std::vector<Peer> peers_;
+  PlanSpec plan_;                 // the plan running now (o_.plan until a re-plan)
+  uint32_t epoch_ = 1;            // data steps carry it as request_id
+  std::string lost_device_;       // set when a heartbeat deadline passes
+  std::set<std::string> lost_;    // every agent lost so far
+  double t0_generate_ = 0;
+  int64_t decode_tokens_ = 0;
+  std::vector<double> decode_rtt_ms_;
   tp::HeartbeatSender heartbeat_{1000};
   uint64_t next_step_id_ = 1;
   std::map<uint64_t, int> step_group_;
@@ -428,6 +568,51 @@ PlanSpec even_plan(const std::vector<std::string>& devices, int64_t n_layers) {
     s.device = devices[static_cast<size_t>(i)];
     s.unit_begin = unit;
     s.unit_end = unit + blocks + (i == 0 ? 1 : 0) + (i + 1 == n ? 1 : 0);
+    unit = s.unit_end;
+    p.stages.push_back(s);
+  }
+  return p;
+}
+
+PlanSpec speed_weighted_plan(const std::vector<std::string>& devices,
+                             const std::vector<double>& ms_per_unit, int64_t n_layers) {
+  STRATA_CHECK(!devices.empty() && devices.size() == ms_per_unit.size());
+  // Unmeasured devices count as the median measured one (as fast as a typical peer).
+  std::vector<double> known;
+  for (const double m : ms_per_unit) {
+    if (m > 0) known.push_back(m);
+  }
+  const double fallback = known.empty() ? 1.0 : median_of(known);
+  // At most one stage per block: the slowest devices sit out when blocks are fewer.
+  std::vector<size_t> order(devices.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  auto ms = [&](size_t i) { return ms_per_unit[i] > 0 ? ms_per_unit[i] : fallback; };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ms(a) < ms(b); });
+  order.resize(static_cast<size_t>(std::min<int64_t>(n_layers, static_cast<int64_t>(order.size()))));
+  std::sort(order.begin(), order.end());  // back to the given order
+  double total = 0;
+  for (const size_t i : order) total += 1.0 / ms(i);
+  // Blocks in proportion to speed, at least one each, largest remainders rounded up.
+  std::vector<int64_t> blocks(order.size(), 1);
+  int64_t left = n_layers - static_cast<int64_t>(order.size());
+  std::vector<std::pair<double, size_t>> rest;
+  for (size_t k = 0; k < order.size(); ++k) {
+    const double share = static_cast<double>(n_layers - static_cast<int64_t>(order.size())) *
+                         (1.0 / ms(order[k])) / total;
+    const auto whole = static_cast<int64_t>(share);
+    blocks[k] += whole;
+    left -= whole;
+    rest.emplace_back(share - static_cast<double>(whole), k);
+  }
+  std::stable_sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t r = 0; left > 0; ++r, --left) ++blocks[rest[r % rest.size()].second];
+  PlanSpec p;
+  int64_t unit = 0;
+  for (size_t k = 0; k < order.size(); ++k) {
+    StageSpec s;
+    s.device = devices[order[k]];
+    s.unit_begin = unit;
+    s.unit_end = unit + blocks[k] + (k == 0 ? 1 : 0) + (k + 1 == order.size() ? 1 : 0);
     unit = s.unit_end;
     p.stages.push_back(s);
   }
@@ -490,6 +675,16 @@ std::string format_report(const RunReport& r) {
                 r.tokens.size(), static_cast<long long>(r.total_tokens), r.generate_s, r.setup_s,
                 r.n_groups);
   out += line;
+  for (const ReplanEvent& e : r.replans) {
+    std::string devs;
+    for (const std::string& d : e.devices) devs += (devs.empty() ? "" : " -> ") + d;
+    std::snprintf(line, sizeof line,
+                  "re-planned at %.2f s after %lld tokens: '%s' lost (%s); recovered in %.2f s "
+                  "on %s\n",
+                  e.at_s, static_cast<long long>(e.tokens_before), e.lost_device.c_str(),
+                  e.cause.c_str(), e.recovery_s, devs.c_str());
+    out += line;
+  }
   out +=
       "stage  device            units      steps  compute ms  wait ms  link ms   bytes in  bytes "
       "out  decode step ms (pred)\n";
@@ -529,6 +724,15 @@ std::string report_json(const RunReport& r) {
   nlohmann::json j;
   j["tokens"] = r.tokens;
   j["n_groups"] = r.n_groups;
+  j["replans"] = nlohmann::json::array();
+  for (const ReplanEvent& e : r.replans) {
+    j["replans"].push_back({{"lost_device", e.lost_device},
+                            {"cause", e.cause},
+                            {"at_s", e.at_s},
+                            {"tokens_before", e.tokens_before},
+                            {"recovery_s", e.recovery_s},
+                            {"devices", e.devices}});
+  }
   j["setup_s"] = r.setup_s;
   j["generate_s"] = r.generate_s;
   j["total_tokens"] = r.total_tokens;

@@ -21,6 +21,20 @@ int32_t Scheduler::add_sequence(std::vector<int32_t> prompt, int64_t n_gen) {
   return static_cast<int32_t>(seqs_.size() - 1);
 }
 
+int32_t Scheduler::resume_sequence(std::vector<int32_t> prompt, std::vector<int32_t> generated,
+                                   int64_t n_gen) {
+  STRATA_CHECK(!prompt.empty() && n_gen >= 1 && static_cast<int64_t>(generated.size()) <= n_gen);
+  Seq s;
+  s.prompt = std::move(prompt);
+  s.prompt.insert(s.prompt.end(), generated.begin(), generated.end());
+  s.n_replayed = static_cast<int64_t>(generated.size());
+  s.generated = std::move(generated);
+  s.n_gen = n_gen;
+  if (finished(s)) s.prefilled = static_cast<int64_t>(s.prompt.size());
+  seqs_.push_back(std::move(s));
+  return static_cast<int32_t>(seqs_.size() - 1);
+}
+
 std::optional<Step> Scheduler::next_step(int group) {
   STRATA_CHECK(group >= 0 && group < options_.n_groups);
   auto& slot = inflight_[static_cast<size_t>(group)];
@@ -37,7 +51,9 @@ std::optional<Step> Scheduler::next_step(int group) {
   for (size_t i = 0; i < seqs_.size() && budget > 0; ++i) {
     Seq& s = seqs_[i];
     if (!mine(i) || finished(s) || s.prefilled < static_cast<int64_t>(s.prompt.size())) continue;
-    const auto pos = static_cast<int32_t>(s.prompt.size() + s.generated.size() - 1);
+    const auto pos = static_cast<int32_t>(static_cast<int64_t>(s.prompt.size()) +
+                                          static_cast<int64_t>(s.generated.size()) -
+                                          s.n_replayed - 1);
     step.logit_rows.push_back(static_cast<uint32_t>(step.seq_ids.size()));
     step.seq_ids.push_back(static_cast<int32_t>(i));
     step.positions.push_back(pos);

@@ -7,6 +7,11 @@ namespace strata::model {
 
 Sampler::Sampler(const SamplerOptions& options) : options_(options), rng_(options.seed) {}
 
+void Sampler::skip(int64_t n_tokens) {
+  STRATA_CHECK(n_tokens >= 0);
+  if (options_.temperature > 0.0f) rng_.discard(static_cast<unsigned long long>(n_tokens));
+}
+
 int32_t Sampler::sample(std::span<const float> logits) {
   STRATA_CHECK(!logits.empty());
   if (options_.temperature <= 0.0f) {

@@ -41,7 +41,8 @@ fb::Offset<void> build_body(Fbb& fbb, const Assign& m) {
                             str(fbb, m.slice_hash), m.stage_index, m.n_stages, m.unit_begin,
                             m.unit_end, m.mem_budget_bytes, m.n_threads,
                             str(fbb, m.downstream_endpoint), str(fbb, m.upstream_name), m.n_ctx,
-                            m.n_seq_max, m.temperature, m.top_k, m.top_p, m.seed)
+                            m.n_seq_max, m.temperature, m.top_k, m.top_p, m.seed, m.epoch,
+                            m.sampled_before.empty() ? 0 : fbb.CreateVector(m.sampled_before))
       .Union();
 }
 
@@ -156,6 +157,9 @@ Assign read(const wire::Assign& w) {
   m.top_k = w.top_k();
   m.top_p = w.top_p();
   m.seed = w.seed();
+  m.epoch = w.epoch();
+  if (w.sampled_before() != nullptr)
+    m.sampled_before.assign(w.sampled_before()->begin(), w.sampled_before()->end());
   return m;
 }
 

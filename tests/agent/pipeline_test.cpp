@@ -149,6 +149,98 @@ TEST(PipelineSampling, SeededTemperatureSamplingMatchesGenerate) {
   EXPECT_EQ(r->tokens[0], want.tokens);  // sequence 0 samples with seed + 0, as generate does
 }
 
+// A device dies mid-run: the coordinator notices the silence, re-plans over the two agents left
+// and resumes both sequences from their tokens; the result is what one process generates,
+// seeded sampling included (the new last stage skips the draws already made).
+TEST(PipelineFailover, ALostAgentIsReplannedAroundAndTheRunFinishesIdentically) {
+  TempDir dir;
+  const std::string path = synth(dir.path, model::DType::kQ4_0);
+  const std::vector<int32_t> prompt = model::default_prompt(13, 400);
+  const int64_t n_gen = 14;
+  const model::SamplerOptions so{0.9f, 40, 0.95f, 77};
+  std::vector<std::unique_ptr<testing::ChildProcess>> agents;
+  RunOptions o;
+  std::vector<std::string> names;
+  for (int i = 0; i < 3; ++i) {
+    std::string ep;
+    const std::string name = "dev" + std::to_string(i);
+    agents.push_back(testing::start_agent(STRATA_BIN, name, 1,
+                                          (dir.path / ("cache" + std::to_string(i))).string(), &ep));
+    ASSERT_NE(agents.back(), nullptr);
+    o.agents[name] = ep;
+    names.push_back(name);
+  }
+  o.model_path = path;
+  o.plan = even_plan(names, 5);
+  o.prompts.assign(2, prompt);
+  o.n_gen = n_gen;
+  o.sampler = so;
+  o.want_logits = true;
+  o.slice_dir = (dir.path / "slices").string();
+  o.agent_timeout_ms = 3000;
+  int received = 0;
+  o.on_token = [&](int32_t, int64_t, int32_t) {
+    if (++received == 6) agents[1]->kill_now();
+  };
+  auto r = run_plan(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->replans.size(), 1u);
+  EXPECT_EQ(r->replans[0].lost_device, "dev1");
+  EXPECT_GE(r->replans[0].tokens_before, 6);
+  ASSERT_EQ(r->plan_used.stages.size(), 2u);
+  EXPECT_EQ(r->plan_used.stages[0].device, "dev0");
+  EXPECT_EQ(r->plan_used.stages[1].device, "dev2");
+  for (size_t s = 0; s < 2; ++s) {
+    model::SamplerOptions mine = so;
+    mine.seed = so.seed + s;
+    const model::GenerateResult want = reference(path, prompt, n_gen, mine);
+    EXPECT_EQ(r->tokens[s], want.tokens) << "sequence " << s;
+    EXPECT_EQ(r->last_logits[s], want.last_logits) << "sequence " << s;
+  }
+}
+
+TEST(PipelineFailover, WithoutReplansALostAgentFailsTheRunByName) {
+  TempDir dir;
+  const std::string path = synth(dir.path, model::DType::kF32);
+  std::string e0, e1;
+  auto a0 = testing::start_agent(STRATA_BIN, "x", 1, (dir.path / "c0").string(), &e0);
+  auto a1 = testing::start_agent(STRATA_BIN, "y", 1, (dir.path / "c1").string(), &e1);
+  ASSERT_TRUE(a0 && a1);
+  RunOptions o;
+  o.agents = {{"x", e0}, {"y", e1}};
+  o.model_path = path;
+  o.plan = even_plan({"x", "y"}, 5);
+  o.prompts = {model::default_prompt(9, 400)};
+  o.n_gen = 40;
+  o.max_replans = 0;
+  o.slice_dir = (dir.path / "slices").string();
+  o.agent_timeout_ms = 2000;
+  o.on_token = [&](int32_t, int64_t index, int32_t) {
+    if (index == 2) a1->kill_now();
+  };
+  auto r = run_plan(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("'y'"), std::string::npos) << r.status().to_string();
+}
+
+TEST(SpeedWeightedPlan, GivesFasterDevicesMoreBlocks) {
+  // a is twice as fast per unit as b; c was not measured (counts as the median of a and b).
+  const PlanSpec p = speed_weighted_plan({"a", "b", "c"}, {1.0, 2.0, 0.0}, 22);
+  ASSERT_EQ(p.stages.size(), 3u);
+  const int64_t ba = p.stages[0].unit_end - p.stages[0].unit_begin - 1;  // minus the embedding
+  const int64_t bb = p.stages[1].unit_end - p.stages[1].unit_begin;
+  const int64_t bc = p.stages[2].unit_end - p.stages[2].unit_begin - 1;  // minus the head
+  EXPECT_EQ(ba + bb + bc, 22);
+  EXPECT_GT(ba, bc);
+  EXPECT_GT(bc, bb);
+  EXPECT_EQ(p.stages.back().unit_end, 24);
+  // More devices than blocks: the slowest sit out.
+  const PlanSpec q = speed_weighted_plan({"a", "b", "c"}, {3.0, 1.0, 2.0}, 2);
+  ASSERT_EQ(q.stages.size(), 2u);
+  EXPECT_EQ(q.stages[0].device, "b");
+  EXPECT_EQ(q.stages[1].device, "c");
+}
+
 TEST(PipelineErrors, UnreachableAgentFailsWithinTheDeadline) {
   TempDir dir;
   const std::string path = synth(dir.path, model::DType::kQ4_0);

@@ -39,6 +39,13 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   bool started() const { return pid_ > 0; }
+  // Kills the process at once (a device that dies, not one that shuts down).
+  void kill_now() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
 
   // The first line the child printed, or "" if none came within `timeout_ms`.
   std::string first_line(int timeout_ms) {

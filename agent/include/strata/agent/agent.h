@@ -39,6 +39,7 @@ struct AgentCounters {
   uint64_t data_steps = 0;
   uint64_t data_rejected = 0;
   uint64_t step_errors = 0;  // steps that failed in the engine (reported downstream)
+  uint64_t stale_steps = 0;  // steps of an earlier epoch (before a re-plan), dropped
   uint64_t slices_received = 0;
 };
 

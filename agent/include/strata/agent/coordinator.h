@@ -47,6 +47,13 @@ Result<PlanSpec> load_plan(const std::string& path);
 // splitting the blocks as evenly as possible (tests, `strata run` without --plan).
 PlanSpec even_plan(const std::vector<std::string>& devices, int64_t n_layers);
 
+// A plan over `devices` (in that order) giving each a share of the blocks in proportion to its
+// speed, 1 / ms_per_unit (0 = not measured: the median of the others). Each stage gets at least
+// one block; when blocks are fewer than devices the slowest sit out. Used to re-plan after a
+// device is lost, from the step times the agents measured.
+PlanSpec speed_weighted_plan(const std::vector<std::string>& devices,
+                             const std::vector<double>& ms_per_unit, int64_t n_layers);
+
 struct RunOptions {
   std::string model_path;  // the whole GGUF; slices are cut from it
   PlanSpec plan;
@@ -65,6 +72,12 @@ struct RunOptions {
   bool want_logits = false;                 // return the logits of every sampled position
   double agent_timeout_ms = 15000;          // handshake, step and heartbeat deadlines
   uint64_t ship_chunk_bytes = 4u << 20;
+  // When an agent is lost (its heartbeats stop for agent_timeout_ms), the run re-plans over
+  // the agents left (those of the plan, then any other --agent given) and resumes every
+  // sequence from its tokens so far, at most this many times; 0 fails the run instead.
+  int max_replans = 2;
+  // The re-plan; empty: speed_weighted_plan from the step times measured so far.
+  std::function<Result<PlanSpec>(const std::vector<std::string>& devices_left)> replan;
   // Called as tokens arrive (may be empty): sequence, its token index, the token.
   std::function<void(int32_t seq, int64_t index, int32_t token)> on_token;
   // Progress lines (may be empty): handshake, shipping, ready.
@@ -84,6 +97,15 @@ struct StageReport {
   double load_ms = 0;
 };
 
+struct ReplanEvent {
+  std::string lost_device;
+  std::string cause;
+  double at_s = 0;              // since generation began
+  int64_t tokens_before = 0;    // tokens received before the loss
+  double recovery_s = 0;        // re-plan, assignments and slices, until steps resume
+  std::vector<std::string> devices;  // the new plan's stages, in order
+};
+
 struct RunReport {
   std::vector<std::vector<int32_t>> tokens;      // per sequence
   std::vector<std::vector<float>> first_logits;  // per sequence, after the prompt (want_logits)
@@ -96,7 +118,9 @@ struct RunReport {
   double decode_latency_ms = 0;     // median round trip of a step holding only decode tokens
   double throughput_tok_per_s = 0;  // tokens from decode steps / time from first decode step
   int64_t total_tokens = 0;
-  PlanSpec plan;
+  PlanSpec plan;       // the plan given
+  PlanSpec plan_used;  // the plan that finished the run (differs after a re-plan)
+  std::vector<ReplanEvent> replans;
 };
 
 // Runs the plan. Errors name the agent and the problem: kUnavailable / kDeadlineExceeded for

@@ -40,6 +40,11 @@ class Scheduler {
   // Adds a sequence that will generate `n_gen` tokens after `prompt`. Its id is the returned
   // index (0, 1, ...). The first new token comes from the prompt's last position.
   int32_t add_sequence(std::vector<int32_t> prompt, int64_t n_gen);
+  // Adds a sequence that had generated `generated` (of `n_gen`) before its KV cache was lost:
+  // prompt and generated tokens are prefilled again, and the next token continues it. A
+  // sequence already complete takes no step. Same ids as add_sequence.
+  int32_t resume_sequence(std::vector<int32_t> prompt, std::vector<int32_t> generated,
+                          int64_t n_gen);
 
   // The next step of `group`, or nullopt when the group has a step in flight or nothing left.
   std::optional<Step> next_step(int group);
@@ -53,6 +58,7 @@ class Scheduler {
   const std::vector<int32_t>& generated(int32_t seq) const {
     return seqs_[static_cast<size_t>(seq)].generated;
   }
+  // The prompt as prefilled (a resumed sequence's includes its replayed tokens).
   const std::vector<int32_t>& prompt(int32_t seq) const {
     return seqs_[static_cast<size_t>(seq)].prompt;
   }
@@ -60,7 +66,8 @@ class Scheduler {
 
  private:
   struct Seq {
-    std::vector<int32_t> prompt;
+    std::vector<int32_t> prompt;  // for a resumed sequence: also its replayed tokens
+    int64_t n_replayed = 0;       // generated tokens folded into `prompt`
     int64_t n_gen = 0;
     int64_t prefilled = 0;  // prompt tokens already sent
     std::vector<int32_t> generated;

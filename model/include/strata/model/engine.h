@@ -142,6 +142,9 @@ class Sampler {
   // top_p, and draws from it with the seeded generator (same seed, same draws on every
   // platform). Not thread-safe.
   int32_t sample(std::span<const float> logits);
+  // Continues as if `n_tokens` tokens had already been sampled (a resumed sequence): sampling
+  // with a temperature takes one draw per token; greedy takes none.
+  void skip(int64_t n_tokens);
 
  private:
   SamplerOptions options_;

@@ -71,6 +71,10 @@ struct Assign {
   int32_t top_k = 0;
   float top_p = 1.0f;
   uint64_t seed = 0;
+  // Data steps with another request_id are from before a re-plan: dropped (0: accept all).
+  uint32_t epoch = 0;
+  // Per sequence id: tokens sampled before this assignment; the sampler skips that many draws.
+  std::vector<uint32_t> sampled_before;
   bool operator==(const Assign&) const = default;
 };
 
