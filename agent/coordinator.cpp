@@ -137,8 +137,11 @@ class Run {
   }
 
   Status connect_first() {
+    tp::ChannelOptions co;
+    co.link.delay_ms = o_.link_delay_ms;
+    co.link.rate_mbit_per_s = o_.link_mbit_per_s;
     STRATA_ASSIGN_OR_RETURN(tp::DataSender first,
-                            tp::DataSender::connect(*ctx_, peers_[0].hello.data_endpoint));
+                            tp::DataSender::connect(*ctx_, peers_[0].hello.data_endpoint, co));
     first_.emplace(std::move(first));
     return {};
   }
@@ -459,6 +462,7 @@ class Run {
       if (step_decode_only_[h.step_id]) {
         decode_rtt_ms.push_back(rtt_ms);
         decode_tokens += h.n_tokens;
+        decode_results_.emplace_back(now_ns(), static_cast<int64_t>(h.n_tokens));
       }
       step_group_.erase(git);
       if (h.sampled_tokens.size() != h.seq_ids.size()) {
@@ -487,6 +491,9 @@ class Run {
           report_.last_logits[static_cast<size_t>(seq)] = std::move(row);
         }
         toks.push_back(h.sampled_tokens[k]);
+        if (toks.size() == 1 && ++n_started_ == n_seq) all_decoding_ns_ = now_ns();
+        if (static_cast<int64_t>(toks.size()) == o_.n_gen && first_done_ns_ == 0)
+          first_done_ns_ = now_ns();
       }
       STRATA_RETURN_IF_ERROR(sched.complete(group, h.sampled_tokens));
     }
@@ -498,6 +505,19 @@ class Run {
     if (first_decode_ns_ > 0 && decode_tokens > 0) {
       report_.throughput_tok_per_s =
           static_cast<double>(decode_tokens) / (t1 - static_cast<double>(first_decode_ns_) * 1e-9);
+    }
+    // The steady state the plan predicts: tokens of results that arrived after every sequence
+    // was decoding and up to the first sequence's end, over that time.
+    int64_t window_tokens = 0, window_steps = 0;
+    for (const auto& [at_ns, n] : decode_results_) {
+      if (all_decoding_ns_ > 0 && at_ns > all_decoding_ns_ && at_ns <= first_done_ns_) {
+        window_tokens += n;
+        ++window_steps;
+      }
+    }
+    if (window_steps >= 2 && first_done_ns_ > all_decoding_ns_) {
+      report_.throughput_tok_per_s = static_cast<double>(window_tokens) /
+                                     (static_cast<double>(first_done_ns_ - all_decoding_ns_) * 1e-9);
     }
     return {};
   }
@@ -545,6 +565,10 @@ class Run {
   double t0_generate_ = 0;
   int64_t decode_tokens_ = 0;
   std::vector<double> decode_rtt_ms_;
+  std::vector<std::pair<int64_t, int64_t>> decode_results_;  // (arrival ns, tokens)
+  int32_t n_started_ = 0;       // sequences with a first token
+  int64_t all_decoding_ns_ = 0;  // when the last sequence got its first token
+  int64_t first_done_ns_ = 0;    // when the first sequence got its last token
   tp::HeartbeatSender heartbeat_{1000};
   uint64_t next_step_id_ = 1;
   std::map<uint64_t, int> step_group_;

@@ -31,6 +31,9 @@ struct RunArgs {
   int64_t step_tokens = 128;
   int groups = 0;
   double timeout_ms = 15000;
+  int max_replans = 2;
+  double link_delay_ms = 0;
+  double link_mbit_per_s = 0;
   std::string result_bind = "tcp://127.0.0.1:*";
   std::string slice_dir = "strata-slices";
   bool json = false;
@@ -70,6 +73,9 @@ Status run_run(const RunArgs& a) {
   o.step_token_budget = a.step_tokens;
   o.n_groups = a.groups;
   o.agent_timeout_ms = a.timeout_ms;
+  o.max_replans = a.max_replans;
+  o.link_delay_ms = a.link_delay_ms;
+  o.link_mbit_per_s = a.link_mbit_per_s;
   o.result_bind = a.result_bind;
   o.slice_dir = a.slice_dir;
   o.want_logits = a.logits;
@@ -134,10 +140,22 @@ void add_run_command(CLI::App& root, Action& action) {
   cmd->add_option("--step-tokens", a->step_tokens,
                   "Most tokens in one pipeline step (prompt chunk size)")
       ->check(CLI::Range(int64_t{1}, int64_t{65536}));
-  cmd->add_option("--groups", a->groups, "Pipeline groups of sequences (default: one per stage)")
+  cmd->add_option("--groups", a->groups, "Pipeline groups of sequences (default: sequences / the plan's micro-batch, else one "
+                  "per stage)")
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--timeout-ms", a->timeout_ms, "Deadline for every agent answer and step")
       ->check(CLI::Range(100.0, 3.6e6));
+  cmd->add_option("--max-replans", a->max_replans,
+                  "When an agent is lost, re-plan over the agents left (plan's and spare "
+                  "--agent ones) and resume, at most this many times; 0 fails the run")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
+  cmd->add_option("--link-delay-ms", a->link_delay_ms,
+                  "Emulated one-way delay of the coordinator's link to the first stage")
+      ->check(CLI::Range(0.0, 60000.0));
+  cmd->add_option("--link-mbps", a->link_mbit_per_s,
+                  "Emulated rate of that link, Mbit/s (0 = off)")
+      ->check(CLI::Range(0.0, 1e6));
   cmd->add_option("--result-bind", a->result_bind,
                   "Where the last stage sends tokens (an address it can reach)")
       ->capture_default_str();

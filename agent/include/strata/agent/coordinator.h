@@ -76,6 +76,10 @@ struct RunOptions {
   // the agents left (those of the plan, then any other --agent given) and resumes every
   // sequence from its tokens so far, at most this many times; 0 fails the run instead.
   int max_replans = 2;
+  // Shaping of the coordinator's own link to the first stage (emulation; 0 = off), as an
+  // agent's --link-delay-ms / --link-mbps shape its outgoing link.
+  double link_delay_ms = 0;
+  double link_mbit_per_s = 0;
   // The re-plan; empty: speed_weighted_plan from the step times measured so far.
   std::function<Result<PlanSpec>(const std::vector<std::string>& devices_left)> replan;
   // Called as tokens arrive (may be empty): sequence, its token index, the token.
@@ -116,7 +120,10 @@ struct RunReport {
   double generate_s = 0;  // first step sent to last token received
   double time_to_first_token_ms = 0;
   double decode_latency_ms = 0;     // median round trip of a step holding only decode tokens
-  double throughput_tok_per_s = 0;  // tokens from decode steps / time from first decode step
+  // Steady state: decode tokens received while every sequence was decoding (from the last
+  // prompt's first token to the first sequence's last token) over that time; over the whole
+  // decode phase when that window holds fewer than two steps.
+  double throughput_tok_per_s = 0;
   int64_t total_tokens = 0;
   PlanSpec plan;       // the plan given
   PlanSpec plan_used;  // the plan that finished the run (differs after a re-plan)
