@@ -16,6 +16,7 @@
 #include "strata/base/io.h"
 #include "strata/model/engine.h"
 #include "strata/model/model.h"
+#include "strata/model/weight_store.h"
 #include "strata/transport/channel.h"
 #include "strata/transport/link_probe.h"
 #include "units.h"
@@ -42,6 +43,9 @@ struct Agent::Impl {
   std::optional<tp::Assign> assign;
   std::string assign_peer;  // who to send Ready/Error to once a shipped slice completes
   std::unique_ptr<model::Model> model;
+  // Set when the stage's weights and KV cache exceed the budget: the engine's weight source
+  // (declared between model and engine: it borrows the model, the engine borrows it).
+  std::unique_ptr<model::StreamingWeights> streaming;
   std::unique_ptr<model::Engine> engine;
   std::optional<tp::DataSender> downstream;
   UnitRange units;
@@ -102,12 +106,74 @@ struct Agent::Impl {
 
   void unload() {
     engine.reset();
+    streaming.reset();
     model.reset();
     downstream.reset();
     samplers.clear();
     assign.reset();
     pace_units.clear();
     pending_out.clear();
+  }
+
+  // The weight store for a stage whose weights and KV cache exceed `cap`: the budget left after
+  // the KV cache holds a pinned resident set and the read ring (docs/STREAMING.md). A budget
+  // below the streaming minimum is kResourceExhausted naming the bytes and the shortfall.
+  Result<std::unique_ptr<model::StreamingWeights>> open_streaming(const model::Model& m,
+                                                                  const tp::Assign& a,
+                                                                  int64_t kv_bytes, int64_t cap) {
+    const auto bytes = [](int64_t n) {
+      return format_bytes(static_cast<double>(n)) + " (" + std::to_string(n) + " bytes)";
+    };
+    const std::string stage = "stage " + std::to_string(a.stage_index);
+    if (units.block_begin == units.block_end) {
+      return resource_exhausted(stage + " (no blocks to stream) needs " + bytes(kv_bytes) +
+                                " of KV cache and its embedding or head, but " + options.name +
+                                " has a budget of " + bytes(cap));
+    }
+    model::StreamOptions so;
+    so.layer_begin = units.block_begin;
+    so.layer_end = units.block_end;
+    so.storage_seq_read_mb_per_s = options.storage_seq_read_mb_per_s;
+    // The smallest budget that streams, from a plan that fits everything (no I/O).
+    so.mem_budget_bytes = int64_t{1} << 60;
+    STRATA_ASSIGN_OR_RETURN(const model::StreamPlan probe, model::plan_streaming(m, so));
+    const int64_t least = probe.min_budget_bytes + kv_bytes;
+    if (cap < least) {
+      std::string pinned;
+      for (const std::string& t : probe.pinned_tensors) pinned += (pinned.empty() ? "" : ", ") + t;
+      return resource_exhausted(
+          stage + " needs at least " + bytes(least) + " to stream its weights (KV cache " +
+          bytes(kv_bytes) + " + pinned " + format_bytes(static_cast<double>(probe.pinned_bytes)) +
+          (pinned.empty() ? "" : " (" + pinned + ")") + " + one layer buffer) but " + options.name +
+          " has a budget of " + bytes(cap) + ", short by " + bytes(least - cap));
+    }
+    so.mem_budget_bytes = cap - kv_bytes;
+    return model::StreamingWeights::open(m, so);
+  }
+
+  void log_streaming(const model::StreamingWeights& sw, int64_t kv_bytes, int64_t cap) const {
+    const model::StreamPlan& p = sw.plan();
+    const auto list = [](const std::vector<int64_t>& v) {
+      std::string out;
+      for (int64_t l : v) out += (out.empty() ? "" : " ") + std::to_string(l);
+      return out.empty() ? std::string("none") : out;
+    };
+    const auto mb = [](int64_t n) { return format_bytes(static_cast<double>(n)); };
+    log("streaming: budget " + mb(cap) + " - KV cache " + mb(kv_bytes) + " = " +
+        mb(cap - kv_bytes) + " for weights; resident " + mb(p.resident_bytes) + ": pinned " +
+        mb(p.pinned_bytes) + ", layers [" + list(p.resident_layers) + "] " +
+        mb(p.resident_layer_bytes) + ", ring " + mb(p.ring_bytes) + " (lookahead " +
+        std::to_string(p.lookahead) + ")" +
+        (p.sparse ? ", kept gates " + mb(p.sparse_gate_bytes) + ", FFN buffers " +
+                        mb(p.sparse_buffer_bytes) + ", window " + mb(p.window_bytes)
+                  : std::string()));
+    log("streaming: layers [" + list(p.streamed_layers) + "] stream " +
+        mb(p.streamed_bytes_per_token) + " per forward call" +
+        (p.sparse ? " at most (sparse FFN)" : "") + ", " + model::reader_kind_name(sw.reader()) +
+        " reader, " + (sw.direct_io() ? "O_DIRECT" : "buffered") + ", chunk " + mb(p.chunk_bytes) +
+        " (" + p.chunk_source + ")" + (p.repacked ? "" : ", slice not in the streaming layout"));
+    for (const std::string& n : p.notes) log("streaming: " + n);
+    for (const std::string& n : sw.notes()) log("streaming: " + n);
   }
 
   // Loads the assigned slice from the cache and builds the engine; replies Ready or Error.
@@ -127,23 +193,27 @@ struct Agent::Impl {
     units = *u;
     const int64_t kv_bytes = (units.block_end - units.block_begin) * 2 * c.kv_dim() * 4 *
                              static_cast<int64_t>(a.n_ctx) * static_cast<int64_t>(a.n_seq_max);
-    const int64_t need = static_cast<int64_t>((*m)->file().file_bytes()) + kv_bytes;
+    int64_t weight_bytes = 0;  // the tensors' own bytes (not a ReLU slice's bundles)
+    for (const model::GgufTensorInfo& t : (*m)->file().tensors()) weight_bytes += t.n_bytes;
+    const int64_t need = weight_bytes + kv_bytes;
     int64_t cap = options.mem_budget_bytes;
     if (a.mem_budget_bytes > 0 && (cap == 0 || static_cast<int64_t>(a.mem_budget_bytes) < cap)) {
       cap = static_cast<int64_t>(a.mem_budget_bytes);
     }
     if (pace && pace->mem_cap_bytes > 0 && (cap == 0 || pace->mem_cap_bytes < cap))
       cap = pace->mem_cap_bytes;
-    if (cap > 0 && need > cap) {
-      return fail(resource_exhausted(
-          "stage " + std::to_string(a.stage_index) + " needs " +
-          format_bytes(static_cast<double>(need)) + " (weights + KV cache) but " + options.name +
-          " has a budget of " + format_bytes(static_cast<double>(cap)) + ", short by " +
-          format_bytes(static_cast<double>(need - cap))));
-    }
     if ((units.embedding && !(*m)->has_embedding()) || (units.head && !(*m)->has_head())) {
       return fail(invalid_argument("slice " + a.slice_hash + " lacks the embedding or head stage " +
                                    std::to_string(a.stage_index) + " needs"));
+    }
+    std::unique_ptr<model::StreamingWeights> sw;
+    int64_t held = need;
+    if (cap > 0 && need > cap) {
+      Result<std::unique_ptr<model::StreamingWeights>> opened =
+          open_streaming(**m, a, kv_bytes, cap);
+      if (!opened.ok()) return fail(opened.status());
+      sw = std::move(opened).value();
+      held = sw->plan().resident_bytes + kv_bytes;
     }
     model::EngineOptions eo;
     eo.n_threads = a.n_threads > 0 ? static_cast<int>(a.n_threads) : options.n_threads;
@@ -152,6 +222,7 @@ struct Agent::Impl {
     eo.ctx = a.n_ctx;
     eo.max_sequences = a.n_seq_max;
     eo.max_batch = tp::kMaxTokens;
+    eo.weights = sw.get();
     Result<std::unique_ptr<model::Engine>> e = model::Engine::create(**m, eo);
     if (!e.ok()) return fail(e.status());
     tp::ChannelOptions co;
@@ -160,6 +231,7 @@ struct Agent::Impl {
     Result<tp::DataSender> ds = tp::DataSender::connect(ctx, a.downstream_endpoint, co);
     if (!ds.ok()) return fail(ds.status().with_context("downstream " + a.downstream_endpoint));
     model = std::move(m).value();
+    streaming = std::move(sw);
     engine = std::move(e).value();
     downstream.emplace(std::move(ds).value());
     samplers.clear();
@@ -168,7 +240,10 @@ struct Agent::Impl {
         std::to_string(units.block_begin) + ", " + std::to_string(units.block_end) + ")" +
         (units.embedding ? " + embedding" : "") + (units.head ? " + head" : "") + ", " +
         std::to_string(eo.n_threads) + " threads, -> " + a.downstream_endpoint);
-    (void)reply(peer, tp::Ready{a.stage_index, static_cast<uint64_t>(need), load_ms});
+    if (streaming) log_streaming(*streaming, kv_bytes, cap);
+    // Ready carries what the stage holds: with streaming, the budget's resident set and the KV
+    // cache, not the whole slice.
+    (void)reply(peer, tp::Ready{a.stage_index, static_cast<uint64_t>(held), load_ms});
   }
 
   void on_assign(const std::string& peer, const tp::Assign& a) {
@@ -364,10 +439,19 @@ struct Agent::Impl {
       }
       pace_units = std::move(u).value();
     }
-    double ctx_positions = 0;
-    for (const int32_t p : h.positions) ctx_positions += p;
-    const double target_s =
-        reference_step_s(*pace, pace_units, static_cast<int64_t>(h.n_tokens), ctx_positions);
+    // Attention spans every token's position; KV rows are read once per sequence of the step
+    // (a decode token reads its sequence's rows, a prompt chunk its rows up to its last).
+    double ctx_positions = 0, kv_rows = 0;
+    std::map<int32_t, std::pair<int32_t, int32_t>> per_seq;  // seq -> (tokens, last position)
+    for (size_t i = 0; i < h.positions.size(); ++i) {
+      ctx_positions += h.positions[i];
+      auto& [n, last] = per_seq[i < h.seq_ids.size() ? h.seq_ids[i] : 0];
+      ++n;
+      last = std::max(last, h.positions[i]);
+    }
+    for (const auto& [seq, nl] : per_seq) kv_rows += nl.first == 1 ? nl.second : nl.second + 1;
+    const double target_s = reference_step_s(*pace, pace_units, static_cast<int64_t>(h.n_tokens),
+                                             ctx_positions, kv_rows);
     if (compute_s > target_s) {
       if (pace_overruns++ == 0) {
         log("a step took " + std::to_string(compute_s * 1e3) + " ms here, longer than the " +

@@ -230,6 +230,7 @@ class Run {
                               tp::control_message_name(m));
       }
       sr.load_ms = ready->load_ms;
+      sr.resident_bytes = ready->resident_bytes;
       progress("stage " + std::to_string(i) + " ready on " + p.device + " (" +
                format_bytes(static_cast<double>(ready->resident_bytes)) + ", loaded in " +
                std::to_string(static_cast<int>(ready->load_ms)) + " ms)");

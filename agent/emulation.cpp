@@ -58,7 +58,7 @@ Result<std::vector<partitioner::LayerUnit>> stage_units(const model::Model& mode
 }
 
 double reference_step_s(const Pace& pace, const std::vector<partitioner::LayerUnit>& units,
-                        int64_t n_tokens, double ctx_positions) {
+                        int64_t n_tokens, double ctx_positions, double kv_rows) {
   partitioner::DeviceCaps d = pace.reference;
   double s = 0;
   for (const partitioner::LayerUnit& u : units) {
@@ -73,7 +73,7 @@ double reference_step_s(const Pace& pace, const std::vector<partitioner::LayerUn
       }
       if (rates->count("f32") == 0) (*rates)["f32"] = 1e300;
     }
-    s += partitioner::unit_step_s(u, d, n_tokens, ctx_positions);
+    s += partitioner::unit_step_s(u, d, n_tokens, ctx_positions, kv_rows);
   }
   return s;
 }

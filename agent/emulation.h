@@ -43,10 +43,11 @@ Result<std::vector<partitioner::LayerUnit>> stage_units(const model::Model& mode
                                                         int64_t block_begin, int64_t block_end,
                                                         bool head);
 
-// Seconds the reference device takes for one step of `n_tokens` tokens of `units` whose
-// cached context positions add up to `ctx_positions`. Missing compute figures for a type
-// count as f32's; with none at all, only memory time is counted.
+// Seconds the reference device takes for one step of `n_tokens` tokens of `units`: attention
+// over `ctx_positions` positions in all, `kv_rows` KV rows read (partitioner::unit_step_s).
+// Missing compute figures for a type count as f32's; with none at all, only memory time is
+// counted.
 double reference_step_s(const Pace& pace, const std::vector<partitioner::LayerUnit>& units,
-                        int64_t n_tokens, double ctx_positions);
+                        int64_t n_tokens, double ctx_positions, double kv_rows);
 
 }  // namespace strata::agent

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "strata/model/model.h"
+#include "stream_layout.h"
 
 namespace strata::model {
 namespace {
@@ -100,7 +101,6 @@ Result<std::string> hash_file(const std::string& path) {
 
 Status write_model_slice(const Model& model, int64_t block_begin, int64_t block_end,
                          bool with_embedding, bool with_head, const std::string& path) {
-  const ModelConfig& c = model.config();
   if (block_begin < model.block_begin() || block_begin > block_end ||
       block_end > model.block_end()) {
     return invalid_argument("slice blocks [" + std::to_string(block_begin) + ", " +
@@ -111,40 +111,17 @@ Status write_model_slice(const Model& model, int64_t block_begin, int64_t block_
   if ((with_embedding && !model.has_embedding()) || (with_head && !model.has_head())) {
     return invalid_argument("the source model lacks the embedding or head the slice needs");
   }
-  const GgufFile& f = model.file();
-  GgufWriter w;
-  w.set_alignment(static_cast<uint32_t>(f.alignment()));
-  for (const auto& [key, value] : f.metadata()) {
-    if (key.rfind("strata.slice.", 0) == 0 || key == "general.alignment") continue;
-    w.set(key, value);
-  }
-  w.set_u32("strata.slice.block_begin", static_cast<uint32_t>(block_begin));
-  w.set_u32("strata.slice.block_end", static_cast<uint32_t>(block_end));
-  w.set_bool("strata.slice.has_embedding", with_embedding);
-  w.set_bool("strata.slice.has_head", with_head);
-  w.set_bool("strata.slice.tied_embeddings", c.tied_embeddings);
-
-  const auto copy = [&](const std::string& name) {
-    const GgufTensorInfo* t = f.find_tensor(name);
-    STRATA_CHECK_MSG(t != nullptr, "tensor " + name + " vanished from a loaded model");
-    const uint8_t* src = t->data;
-    const auto n = static_cast<size_t>(t->n_bytes);
-    w.add_tensor_fn(t->name, t->type, t->dims,
-                    [src, n](uint8_t* dst) { std::memcpy(dst, src, n); });
-  };
-  if (with_embedding || (with_head && c.tied_embeddings)) copy("token_embd.weight");
-  for (int64_t i = block_begin; i < block_end; ++i) {
-    const std::string p = "blk." + std::to_string(i) + ".";
-    for (const char* n : {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
-                          "ffn_gate", "ffn_up", "ffn_down"}) {
-      copy(p + n + ".weight");
-    }
-  }
-  if (with_head) {
-    copy("output_norm.weight");
-    if (!c.tied_embeddings) copy("output.weight");
-  }
-  return w.write(path);
+  // The streaming layout (docs/STREAMING.md): an agent whose budget is below its stage's
+  // weights reads each streamed block as whole aligned extents, and ReLU models carry their
+  // bundles for sparse FFN loading. The layout is deterministic, so the coordinator's hash of
+  // the slice it cuts is the hash the agent checks and caches it under.
+  stream::FilePart part;
+  part.block_begin = block_begin;
+  part.block_end = block_end;
+  part.with_embedding = with_embedding;
+  part.with_head = with_head;
+  part.slice = true;
+  return stream::write_stream_file(model, part, RepackOptions{}, path, {}).status();
 }
 
 }  // namespace strata::model

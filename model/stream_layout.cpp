@@ -195,7 +195,9 @@ Result<StreamMeta> read_stream_meta(const Model& model) {
   const GgufFile& f = model.file();
   StreamMeta m;
   if (!f.has(kKeyLayerOffsets)) return m;
-  const auto n = static_cast<size_t>(model.config().n_layers);
+  // One entry per layer the file holds: a slice's first entry is its first block.
+  const int64_t first = model.block_begin();
+  const auto n = static_cast<size_t>(model.block_end() - first);
   const auto base = static_cast<int64_t>(f.data_offset());
   const auto file_bytes = static_cast<int64_t>(f.file_bytes());
   STRATA_ASSIGN_OR_RETURN(m.alignment, positive(f, kKeyAlignment));
@@ -212,13 +214,13 @@ Result<StreamMeta> read_stream_meta(const Model& model) {
   for (size_t i = 0; i < n; ++i) {
     const int64_t b = base + m.layer_offsets[i];
     const int64_t e = b + m.layer_bytes[i];
-    const std::string what = "layer " + std::to_string(i) + " extent [" + std::to_string(b) + ", " +
-                             std::to_string(e) + ")";
+    const std::string what = "layer " + std::to_string(first + static_cast<int64_t>(i)) +
+                             " extent [" + std::to_string(b) + ", " + std::to_string(e) + ")";
     if (b % m.alignment != 0 || m.layer_bytes[i] % m.alignment != 0) {
       return corrupt(f.path() + ": " + kKeyLayerOffsets + ": " + what + " is not aligned to " +
                      std::to_string(m.alignment));
     }
-    for (const GgufTensorInfo* t : layer_tensors(f, static_cast<int64_t>(i), Part::kAll)) {
+    for (const GgufTensorInfo* t : layer_tensors(f, first + static_cast<int64_t>(i), Part::kAll)) {
       const int64_t tb = base + static_cast<int64_t>(t->offset);
       if (tb < b || tb + t->n_bytes > e) {
         return corrupt(f.path() + ": " + kKeyLayerOffsets + ": " + what + " does not hold '" +
@@ -233,7 +235,7 @@ Result<StreamMeta> read_stream_meta(const Model& model) {
   STRATA_ASSIGN_OR_RETURN(m.bundle_offsets, u64_array(f, kKeyBundleOffsets, n));
   const ModelConfig& c = model.config();
   for (size_t i = 0; i < n; ++i) {
-    const LayerWeights& w = model.layer(static_cast<int64_t>(i));
+    const LayerWeights& w = model.layer(first + static_cast<int64_t>(i));
     const int64_t block = dtype_block_elems(w.ffn_down.type);
     if (c.ffn_dim % m.bundle_neurons != 0 || m.bundle_neurons % block != 0) {
       return corrupt(f.path() + ": " + kKeyBundleNeurons + " " + std::to_string(m.bundle_neurons) +
@@ -243,14 +245,14 @@ Result<StreamMeta> read_stream_meta(const Model& model) {
     const BundleGeometry g = bundle_geometry(w, m.bundle_neurons, m.alignment);
     if (g.stride > m.bundle_stride || m.bundle_stride % m.alignment != 0) {
       return corrupt(f.path() + ": " + kKeyBundleStride + " " + std::to_string(m.bundle_stride) +
-                     " cannot hold layer " + std::to_string(i) + "'s bundles of " +
-                     std::to_string(g.bytes) + " bytes");
+                     " cannot hold layer " + std::to_string(first + static_cast<int64_t>(i)) +
+                     "'s bundles of " + std::to_string(g.bytes) + " bytes");
     }
     const int64_t b = base + m.bundle_offsets[i];
     if (b % m.alignment != 0 || b + g.count * m.bundle_stride > file_bytes) {
-      return corrupt(f.path() + ": " + kKeyBundleOffsets + ": layer " + std::to_string(i) +
-                     "'s bundles at byte " + std::to_string(b) +
-                     " are misaligned or run past the end of the file (" +
+      return corrupt(f.path() + ": " + kKeyBundleOffsets + ": layer " +
+                     std::to_string(first + static_cast<int64_t>(i)) + "'s bundles at byte " +
+                     std::to_string(b) + " are misaligned or run past the end of the file (" +
                      std::to_string(file_bytes) + " bytes)");
     }
   }

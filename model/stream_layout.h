@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "strata/base/status.h"
 #include "strata/model/gguf.h"
 #include "strata/model/model.h"
+#include "strata/model/weight_store.h"
 
 namespace strata::model::stream {
 
@@ -65,6 +67,8 @@ struct Span {
 std::vector<Span> mapped_spans(const std::vector<const GgufTensorInfo*>& tensors);
 int64_t spans_bytes(const std::vector<Span>& spans);
 
+// Arrays hold one entry per layer the file holds, entry i for layer block_begin() + i (a
+// whole model's block_begin() is 0; a slice's is its first block).
 struct StreamMeta {
   bool present = false;
   int64_t alignment = 0;
@@ -97,5 +101,26 @@ BundleGeometry bundle_geometry(const LayerWeights& w, int64_t neurons, int64_t a
 
 // Writes bundle `b` of `w` (the model's own views) into dst (geometry.bytes bytes).
 void fill_bundle(const LayerWeights& w, const BundleGeometry& g, int64_t b, uint8_t* dst);
+
+// What a streaming-layout file holds: blocks [block_begin, block_end) of the source, and the
+// embedding / head. `slice` adds the strata.slice.* keys (write_model_slice); without it the
+// part must be the whole source (repack_for_streaming).
+struct FilePart {
+  int64_t block_begin = 0;
+  int64_t block_end = 0;
+  bool with_embedding = false;
+  bool with_head = false;
+  bool slice = false;
+};
+
+// Writes `out` in the streaming layout (docs/STREAMING.md): the source's metadata, pinned
+// tensors first, then each block's tensors in the engine's order, every tensor at a multiple
+// of options.alignment, the strata.stream.* layer extents, and, when options.bundles asks (or
+// kAuto on a ReLU model), the row-column bundles. Deterministic: the same source and part give
+// the same bytes (a slice's content hash depends on it). Reads the result back to check the
+// layout. Errors: kInvalidArgument for bad options or a part the source lacks, kIo naming `out`.
+Result<RepackResult> write_stream_file(const Model& source, const FilePart& part,
+                                       const RepackOptions& options, const std::string& out,
+                                       const std::function<void(int64_t, int64_t)>& progress);
 
 }  // namespace strata::model::stream

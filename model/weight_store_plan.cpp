@@ -80,12 +80,15 @@ void choose_chunk(const StreamOptions& o, int64_t slot_bytes, StreamPlan* p) {
 }
 
 Status check_options(const Model& m, const StreamOptions& o, int64_t* begin, int64_t* end) {
-  const int64_t n = m.config().n_layers;
+  // A slice (an agent's stage) holds blocks [block_begin, block_end) only.
+  const int64_t first = m.block_begin();
+  const int64_t n = m.block_end();
   *begin = o.layer_begin;
   *end = o.layer_end < 0 ? n : o.layer_end;
-  if (*begin < 0 || *begin >= *end || *end > n) {
+  if (*begin < first || *begin >= *end || *end > n) {
     return invalid_argument("layer range [" + std::to_string(*begin) + ", " + std::to_string(*end) +
-                            ") is outside the model's " + std::to_string(n) + " layers");
+                            ") is outside the file's layers [" + std::to_string(first) + ", " +
+                            std::to_string(n) + ")");
   }
   if (o.mem_budget_bytes <= 0) return invalid_argument("the memory budget must be positive");
   if (o.chunk_bytes < 0 || o.chunk_bytes % kDirectAlign != 0 ||
@@ -178,7 +181,7 @@ Result<InternalPlan> build_plan(const Model& m, const StreamOptions& o) {
       lp.bundles = bundle_geometry(m.layer(layer), ip.meta.bundle_neurons, ip.meta.alignment);
       lp.bundles.stride = ip.meta.bundle_stride;
       lp.bundle_offset = static_cast<int64_t>(f.data_offset()) +
-                         ip.meta.bundle_offsets[static_cast<size_t>(layer)];
+                         ip.meta.bundle_offsets[static_cast<size_t>(layer - m.block_begin())];
     } else {
       lp.units.push_back(layout_unit(f, layer_tensors(f, layer, Part::kFront)));
       lp.units.push_back(layout_unit(f, layer_tensors(f, layer, Part::kUpDown)));

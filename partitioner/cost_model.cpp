@@ -1,6 +1,7 @@
 #include "strata/partitioner/cost_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "strata/model/types.h"
@@ -42,6 +43,133 @@ double compute_time_s(const std::vector<std::pair<std::string, double>>& shares,
   return s;
 }
 
+// Weight streaming (docs/STREAMING.md, "Figures for the planner's cost model"; the same rules
+// as model/weight_store_plan.cpp). Tensors start on 4 KiB pages in the streaming layout.
+constexpr int64_t kStreamPage = 4096;
+// The fraction of the storage bound the reader reaches (measured in docs/STREAMING.md).
+constexpr double kStreamEfficiency = 0.8;
+// The reader's reads in flight: the chunk is capped so that a half-layer buffer splits into
+// this many reads.
+constexpr int64_t kStreamIoDepth = 4;
+// Reads are per forward call: a prefill chunk of up to this many tokens reads the streamed
+// layers once.
+constexpr int64_t kPrefillChunkTokens = 512;
+
+int64_t page_up(int64_t n) { return (n + kStreamPage - 1) / kStreamPage * kStreamPage; }
+
+// The two halves a block is read in: norms, q, k, v, o and gate; then up and down, each tensor
+// page-rounded. A table gives a block's totals only, so the split is recovered from a Llama
+// block's figures: dim from activation_bytes_out (f32), kv_dim from kv_bytes_per_token (f32 K
+// and V), the matrix elements from flops_per_token (2 per element) and ffn from what is left;
+// the two f32 norms are 8 * dim bytes and the matrices share the rest. A unit that is not a
+// Llama block (a CNN layer, a hand-written table) is one read of its whole weights.
+struct StreamHalves {
+  int64_t front = 0;
+  int64_t updown = 0;
+  int64_t slot() const { return std::max(front, updown); }
+  int64_t bytes() const { return front + updown; }
+};
+
+StreamHalves stream_halves(const LayerUnit& u) {
+  const StreamHalves whole{page_up(u.weight_bytes), 0};
+  if (u.kind != UnitKind::kBlock || u.activation_bytes_out <= 0 ||
+      u.activation_bytes_out % 4 != 0 || u.kv_bytes_per_token <= 0 ||
+      u.kv_bytes_per_token % 8 != 0) {
+    return whole;
+  }
+  const int64_t dim = u.activation_bytes_out / 4;
+  const int64_t kv_dim = u.kv_bytes_per_token / 8;
+  const auto params = static_cast<int64_t>(std::llround(u.flops_per_token / 2));
+  const int64_t ffn_params = params - 2 * dim * dim - 2 * dim * kv_dim;
+  const int64_t matrix_bytes = u.weight_bytes - 2 * dim * 4;
+  if (ffn_params <= 0 || ffn_params % (3 * dim) != 0 || matrix_bytes <= 0) return whole;
+  const int64_t ffn = ffn_params / (3 * dim);
+  const double bytes_per_param = static_cast<double>(matrix_bytes) / static_cast<double>(params);
+  const auto tensor = [&](int64_t elems) {
+    return page_up(
+        static_cast<int64_t>(std::llround(static_cast<double>(elems) * bytes_per_param)));
+  };
+  StreamHalves h;
+  h.front =
+      2 * page_up(dim * 4) + 2 * tensor(dim * dim) + 2 * tensor(dim * kv_dim) + tensor(dim * ffn);
+  h.updown = 2 * tensor(dim * ffn);
+  return h;
+}
+
+// Storage MB/s at the chunk the reader picks for half-layer buffers of `slot` bytes: among
+// the profiled sizes within 10% of the best figure, the largest that still splits a buffer
+// into kStreamIoDepth reads, else the smallest of them. Without the per-chunk figures, the
+// profile's one storage figure.
+double stream_mb_per_s(const DeviceCaps& d, int64_t slot) {
+  if (d.storage_seq_read_mb_per_s.empty()) return d.storage_read_mb_per_s;
+  const int64_t cap = std::max(kStreamPage, slot / kStreamIoDepth / kStreamPage * kStreamPage);
+  double best = 0;
+  for (const auto& [chunk, mb_per_s] : d.storage_seq_read_mb_per_s) best = std::max(best, mb_per_s);
+  int64_t pick = 0;
+  for (const auto& [chunk, mb_per_s] : d.storage_seq_read_mb_per_s) {  // ascending sizes
+    if (mb_per_s < 0.9 * best) continue;
+    if (pick == 0 || chunk <= cap) pick = chunk;
+  }
+  return d.storage_seq_read_mb_per_s.at(pick);
+}
+
+// How units [b, c) stream with `budget` bytes for weights.
+struct StreamFigures {
+  int64_t min_bytes = 0;       // pinned + one buffer: below it the stage cannot stream
+  int64_t resident_bytes = 0;  // pinned + resident layers
+  int64_t ring_bytes = 0;      // the half-layer buffers
+  int64_t streamed_bytes = 0;  // read per forward call
+  bool overlap = false;        // a second buffer: reads run while the stage computes
+  int64_t slot = 0;
+};
+
+StreamFigures stream_figures(const LayerTable& table, int b, int c, int64_t budget) {
+  StreamFigures f;
+  int64_t pinned = 0;
+  std::vector<StreamHalves> layers;
+  int64_t all_layers = 0;
+  for (int i = b; i < c; ++i) {
+    const LayerUnit& u = table.units[static_cast<size_t>(i)];
+    if (u.kind == UnitKind::kEmbedding || u.kind == UnitKind::kHead) {
+      pinned += page_up(u.weight_bytes);
+      continue;
+    }
+    layers.push_back(stream_halves(u));
+    f.slot = std::max(f.slot, layers.back().slot());
+    all_layers += layers.back().bytes();
+  }
+  f.min_bytes = pinned + f.slot;
+  if (pinned + all_layers <= budget) {  // everything fits: nothing streams
+    f.resident_bytes = pinned + all_layers;
+    return f;
+  }
+  if (budget < f.min_bytes) return f;
+  f.overlap = budget >= pinned + 2 * f.slot;
+  f.ring_bytes = (f.overlap ? 2 : 1) * f.slot;
+  // The most whole layers that fit beside the ring at evenly spread positions (the j-th of k
+  // at floor((2j + 1) n / 2k)), counted up as the weight store does.
+  const auto n = static_cast<int64_t>(layers.size());
+  const int64_t room = budget - pinned - f.ring_bytes;
+  const auto spread = [n](int64_t k, int64_t j) {
+    return static_cast<size_t>((2 * j + 1) * n / (2 * k));
+  };
+  int64_t kept = 0;
+  for (int64_t k = 1; f.overlap && k < n; ++k) {
+    int64_t need = 0;
+    for (int64_t j = 0; j < k; ++j) need += layers[spread(k, j)].bytes();
+    if (need > room) break;
+    kept = k;
+  }
+  std::vector<bool> keep(static_cast<size_t>(n), false);
+  for (int64_t j = 0; j < kept; ++j) keep[spread(kept, j)] = true;
+  f.resident_bytes = pinned;
+  for (int64_t i = 0; i < n; ++i) {
+    (keep[static_cast<size_t>(i)] ? f.resident_bytes : f.streamed_bytes) +=
+        layers[static_cast<size_t>(i)].bytes();
+  }
+  return f;
+}
+
 }  // namespace
 
 int64_t resolved_micro_batch(const PlanSettings& settings, int n_devices) {
@@ -54,13 +182,13 @@ int64_t resolved_micro_batch(const PlanSettings& settings, int n_devices) {
 }
 
 double unit_step_s(const LayerUnit& u, const DeviceCaps& device, int64_t n_tokens,
-                   double ctx_positions) {
+                   double ctx_positions, double kv_rows) {
   const double n = static_cast<double>(n_tokens);
   const double flops = n * u.flops_per_token + u.attn_flops_per_token_per_ctx * ctx_positions;
   const double weight_bytes = std::min(static_cast<double>(u.weight_bytes),
                                        n * static_cast<double>(u.weight_bytes_read_per_token));
   const double read_bytes =
-      weight_bytes + static_cast<double>(u.kv_bytes_per_token) * ctx_positions;
+      weight_bytes + static_cast<double>(u.kv_bytes_per_token) * kv_rows;
   const auto& rates = n_tokens <= kGemvMaxTokens ? device.gemv_gflops : device.gemm_gflops;
   return std::max(compute_time_s(flop_shares(u), flops, rates),
                   read_bytes / (device.mem_read_gb_per_s * 1e9));
@@ -209,9 +337,9 @@ void CostModel::compute_unit_times() {
   for (const DeviceCaps& d : devices_) {
     for (const LayerUnit& u : table_.units) {
       // Decode: a step of B tokens, each at position `pos`: weights read once for the step.
-      unit_decode_s_.push_back(unit_step_s(u, d, micro_batch_, b * pos));
+      unit_decode_s_.push_back(unit_step_s(u, d, micro_batch_, b * pos, b * pos));
       // Prefill: P tokens in one chunk (causal attention over P(P-1)/2 pairs).
-      unit_prefill_s_.push_back(unit_step_s(u, d, settings_.prompt_len, p * (p - 1) * 0.5));
+      unit_prefill_s_.push_back(unit_step_s(u, d, settings_.prompt_len, p * (p - 1) * 0.5, p));
     }
   }
 }
@@ -246,26 +374,35 @@ StageCost CostModel::compute_stage(int device, int b, int c) const {
     s.feasible = true;
     s.resident_bytes = s.weight_bytes;
   } else if (settings_.allow_streaming && d.storage_read_mb_per_s > 0) {
-    // What does not fit streams from storage through a ring of two layers, read ahead while
-    // the stage computes; the ring is part of the buffers.
-    const int64_t ring = 2 * max_unit_weight;
-    const int64_t capacity = budget - s.kv_bytes - s.buffer_bytes - ring;
-    if (capacity >= 0) {
+    // A pinned resident set, two half-layer buffers and as many whole layers as fit; the
+    // other layers are read from storage once per forward call (docs/COST_MODEL.md).
+    const int64_t weight_budget = budget - s.kv_bytes - s.buffer_bytes;
+    const StreamFigures f = stream_figures(table_, b, c, weight_budget);
+    if (weight_budget >= f.min_bytes) {
       s.feasible = true;
-      s.resident_bytes = capacity;
-      s.streamed_bytes = s.weight_bytes - capacity;
-      s.buffer_bytes += ring;
+      s.resident_bytes = f.resident_bytes;
+      s.streamed_bytes = f.streamed_bytes;
+      s.buffer_bytes += f.ring_bytes;
       s.used_bytes = s.resident_bytes + s.kv_bytes + s.buffer_bytes;
-      s.stream_s = static_cast<double>(s.streamed_bytes) / (d.storage_read_mb_per_s * 1e6);
-      s.decode_s = std::max(s.compute_s, s.stream_s);
-      s.prefill_s = std::max(prefill_compute_s, s.stream_s);
+      s.stream_s = static_cast<double>(s.streamed_bytes) / (stream_mb_per_s(d, f.slot) * 1e6);
+      const double calls = std::ceil(p / static_cast<double>(kPrefillChunkTokens));
+      if (f.overlap) {  // the reader runs whenever a buffer is free
+        s.decode_s = std::max(s.compute_s, s.stream_s / kStreamEfficiency);
+        s.prefill_s = std::max(prefill_compute_s, calls * s.stream_s / kStreamEfficiency);
+      } else {  // one buffer: each read waits for the compute before it
+        s.decode_s = s.compute_s + s.stream_s;
+        s.prefill_s = prefill_compute_s + calls * s.stream_s;
+      }
     } else {
-      s.short_bytes = -capacity;
+      s.short_bytes = f.min_bytes - weight_budget;
     }
   } else {
     s.short_bytes = s.used_bytes - budget;
   }
   s.mem_pressure = static_cast<double>(s.used_bytes) / static_cast<double>(budget);
+  // A stage that streams has run out of memory: the budget binds (its leftover is less than a
+  // layer), so its pressure is 1, as the search's bounds assume of streaming devices.
+  if (s.feasible && s.streamed_bytes > 0) s.mem_pressure = 1.0;
   return s;
 }
 
@@ -274,7 +411,8 @@ bool CostModel::interchangeable(int a, int b) const {
   const DeviceCaps& y = devices_[static_cast<size_t>(b)];
   if (x.mem_budget_bytes != y.mem_budget_bytes || x.mem_read_gb_per_s != y.mem_read_gb_per_s ||
       x.gemv_gflops != y.gemv_gflops || x.gemm_gflops != y.gemm_gflops ||
-      x.storage_read_mb_per_s != y.storage_read_mb_per_s || x.idle_watts != y.idle_watts ||
+      x.storage_read_mb_per_s != y.storage_read_mb_per_s ||
+      x.storage_seq_read_mb_per_s != y.storage_seq_read_mb_per_s || x.idle_watts != y.idle_watts ||
       x.load_watts != y.load_watts) {
     return false;
   }

@@ -121,6 +121,7 @@ Result<DeviceCaps> device_caps_from_profile(std::string_view json_text, const st
       if (end == chunk_text.c_str() || *end != '\0' || chunk <= 0) continue;
       const auto v = figure(root, "storage.seq_read_mb_per_s." + chunk_text, &why);
       if (!v || *v <= 0) continue;
+      d.storage_seq_read_mb_per_s[chunk] = *v;
       const bool is_4mib = chunk == 4194304;
       if (best_chunk != 4194304 && (is_4mib || chunk > best_chunk)) {
         best_chunk = chunk;

@@ -1,9 +1,11 @@
 // strata agent: the long-running process on each device that serves one pipeline stage.
 #include <csignal>
 #include <cstdio>
+#include <map>
 #include <memory>
 
 #include "commands.h"
+#include "storage_profile.h"
 #include "strata/agent/agent.h"
 #include "strata/base/io.h"
 
@@ -22,6 +24,12 @@ struct AgentArgs {
 Status run_agent(AgentArgs& a) {
   if (!a.mem_budget.empty()) {
     STRATA_ASSIGN_OR_RETURN(a.o.mem_budget_bytes, parse_bytes(a.mem_budget));
+  }
+  if (!a.o.local_profile.empty()) {
+    // Its storage figures pick the read size when a stage streams; without them reads are
+    // 4 MiB.
+    Result<std::map<int64_t, double>> storage = read_storage_profile(a.o.local_profile);
+    if (storage.ok()) a.o.storage_seq_read_mb_per_s = std::move(storage).value();
   }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<agent::Agent> ag, agent::Agent::start(a.o));
   // The first line on stdout is the bound endpoints, so a script that asked for port * can
@@ -54,10 +62,15 @@ void add_agent_command(CLI::App& root, Action& action) {
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   cmd->add_option("--mem-budget", a->mem_budget,
-                  "Refuse stages needing more memory than this (e.g. 2G)");
+                  "Memory for a stage's weights and KV cache (e.g. 2G): a stage needing more "
+                  "keeps a pinned resident set and streams the other layers from flash "
+                  "(docs/STREAMING.md); one below the streaming minimum is refused");
   cmd->add_option("--emulate", a->o.emulate_profile,
                   "Reference device profile JSON: hold each step until that device's roofline time "
                   "(the planner's formula) and cap memory to its available memory")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--profile", a->o.local_profile,
+                  "This machine's profile JSON: its storage figures pick the streaming read size")
       ->check(CLI::ExistingFile);
   cmd->add_option("--link-delay-ms", a->o.link_delay_ms,
                   "Emulated one-way delay of the outgoing data link")

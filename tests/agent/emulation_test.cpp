@@ -59,13 +59,14 @@ TEST_F(Emulation, PacesAStageToThePlannersDecodeAndPrefillTimes) {
   ASSERT_TRUE(cm.ok()) << cm.status().to_string();
   const partitioner::StageCost& st = cm->stage(0, 0, 3);
   // A decode step of two tokens at position 32; the 16-token prompt from position 0.
-  EXPECT_NEAR(reference_step_s(*pace, *units, 2, 2 * 32.0), st.decode_s, 1e-12 + 1e-9 * st.decode_s);
-  EXPECT_NEAR(reference_step_s(*pace, *units, 16, 16 * 15 / 2.0), st.prefill_s,
+  EXPECT_NEAR(reference_step_s(*pace, *units, 2, 2 * 32.0, 2 * 32.0), st.decode_s,
+              1e-12 + 1e-9 * st.decode_s);
+  EXPECT_NEAR(reference_step_s(*pace, *units, 16, 16 * 15 / 2.0, 16), st.prefill_s,
               1e-12 + 1e-9 * st.prefill_s);
   // The head stage: blocks 2, 3 and the head.
   auto tail = stage_units(**m, false, 2, 4, true);
   ASSERT_TRUE(tail.ok());
-  EXPECT_NEAR(reference_step_s(*pace, *tail, 2, 64.0), cm->stage(0, 3, 6).decode_s,
+  EXPECT_NEAR(reference_step_s(*pace, *tail, 2, 64.0, 64.0), cm->stage(0, 3, 6).decode_s,
               1e-9 * cm->stage(0, 3, 6).decode_s);
 }
 

@@ -10,6 +10,7 @@
 #include "strata/agent/coordinator.h"
 #include "strata/model/engine.h"
 #include "strata/model/model.h"
+#include "strata/model/weight_store.h"
 
 namespace strata::agent {
 namespace {
@@ -274,6 +275,79 @@ TEST(PipelineErrors, PlanNamingAMissingAgentIsRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("'b'"), std::string::npos) << r.status().message();
+}
+
+// An agent whose budget is below its stage's weights keeps a resident set and streams the
+// other layers from its cached slice (docs/STREAMING.md): the run still gives generate's bits.
+TEST(PipelineStreaming, AgentWithABudgetBelowItsStageStreamsAndMatchesGenerate) {
+  TempDir dir;
+  model::SynthSpec spec;
+  spec.dim = 128;
+  spec.n_layers = 8;
+  spec.n_heads = 4;
+  spec.n_kv_heads = 2;
+  spec.ffn_dim = 256;
+  spec.vocab = 400;
+  spec.type = model::DType::kQ8_0;
+  spec.seed = 5;
+  const std::string path = (dir.path / "m8.gguf").string();
+  ASSERT_TRUE(model::synth_model(spec, path, {}).ok());
+  const std::vector<int32_t> prompt = model::default_prompt(13, 400);
+  const int64_t n_gen = 8;
+  const model::GenerateResult want = reference(path, prompt, n_gen, {});
+
+  // even_plan gives dev1 blocks [4, 8) and the head. Its budget: the KV cache, the pinned
+  // head, two half-layer buffers and one and a half whole layers: one layer stays resident
+  // and three stream.
+  const int64_t n_seq = 2;
+  const int64_t ctx = static_cast<int64_t>(prompt.size()) + n_gen;
+  // The slices are in the streaming layout: plan on the model in that layout, so that the
+  // figures (4 KiB-aligned tensors) are the slice's.
+  const std::string stream_path = (dir.path / "m8.stream.gguf").string();
+  ASSERT_TRUE(model::repack_for_streaming(path, stream_path, {}, {}).ok());
+  auto m = model::Model::load(stream_path);
+  ASSERT_TRUE(m.ok());
+  model::StreamOptions so;
+  so.layer_begin = 4;
+  so.mem_budget_bytes = int64_t{1} << 40;
+  auto all = model::plan_streaming(**m, so);
+  ASSERT_TRUE(all.ok()) << all.status().to_string();
+  const int64_t slot = all->min_budget_bytes - all->pinned_bytes;
+  const int64_t layer = all->resident_layer_bytes / 4;
+  const int64_t kv = 4 * 2 * (*m)->config().kv_dim() * 4 * ctx * n_seq;
+  const int64_t stage_bytes = all->resident_bytes + kv;
+  const int64_t budget = kv + all->pinned_bytes + 2 * slot + layer + layer / 2;
+  ASSERT_LT(budget, stage_bytes);
+
+  std::string e0, e1;
+  auto a0 = testing::start_agent(STRATA_BIN, "dev0", 2, (dir.path / "c0").string(), &e0);
+  auto a1 = testing::start_agent(STRATA_BIN, "dev1", 1, (dir.path / "c1").string(), &e1,
+                                 {"--mem-budget", std::to_string(budget)});
+  ASSERT_TRUE(a0 && a1);
+  RunOptions o;
+  o.agents = {{"dev0", e0}, {"dev1", e1}};
+  o.model_path = path;
+  o.plan = even_plan({"dev0", "dev1"}, 8);
+  ASSERT_EQ(o.plan.stages[1].unit_begin, 5);  // blocks [4, 8) + head
+  o.prompts.assign(static_cast<size_t>(n_seq), prompt);
+  o.n_gen = n_gen;
+  o.ctx = ctx;
+  o.step_token_budget = 5;  // chunked prefill mixed with decodes: several reads per token
+  o.want_logits = true;
+  o.slice_dir = (dir.path / "slices").string();
+  o.agent_timeout_ms = 20000;
+  auto r = run_plan(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  for (size_t s = 0; s < r->tokens.size(); ++s) {
+    EXPECT_EQ(r->tokens[s], want.tokens) << "sequence " << s;
+    EXPECT_EQ(r->first_logits[s], want.prompt_logits) << "sequence " << s;
+    EXPECT_EQ(r->last_logits[s], want.last_logits) << "sequence " << s;
+  }
+  ASSERT_EQ(r->stages.size(), 2u);
+  // dev1 reported the resident set it kept, within its budget and below the whole stage.
+  EXPECT_GT(r->stages[1].resident_bytes, static_cast<uint64_t>(kv));
+  EXPECT_LE(r->stages[1].resident_bytes, static_cast<uint64_t>(budget));
+  EXPECT_LT(r->stages[1].resident_bytes, static_cast<uint64_t>(stage_bytes));
 }
 
 TEST(PipelineErrors, StageTooBigForTheAgentsBudgetIsRefusedWithTheShortfall) {

@@ -83,7 +83,17 @@ TEST_P(SliceTest, SlicesRunStageByStageGiveTheWholeModelsBits) {
     EXPECT_EQ((*m)->block_end(), cuts[i][1]);
     EXPECT_EQ((*m)->has_embedding(), i == 0);
     EXPECT_EQ((*m)->has_head(), i + 1 == cuts.size());
-    EXPECT_LT((*m)->file().file_bytes(), whole->file().file_bytes());
+    // The streaming layout (an agent streams a stage that exceeds its budget from it).
+    EXPECT_EQ((*m)->file().alignment(), 4096u);
+    EXPECT_TRUE((*m)->file().has("strata.stream.layer_offsets"));
+    // Cutting the same slice again gives the same bytes: the coordinator's hash of what it
+    // ships is what the agent checks and caches it under, whichever run cut it.
+    const std::string again = p + ".again";
+    ASSERT_TRUE(
+        write_model_slice(*whole, cuts[i][0], cuts[i][1], i == 0, i + 1 == cuts.size(), again)
+            .ok());
+    EXPECT_EQ(*hash_file(again), *hash_file(p));
+    std::filesystem::remove(again);
     slices.push_back(std::move(m).value());
     std::filesystem::remove(p);
   }
@@ -98,6 +108,21 @@ TEST_P(SliceTest, SlicesRunStageByStageGiveTheWholeModelsBits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tied, SliceTest, ::testing::Bool());
+
+// A stage of the embedding alone (a plan may cut one) has no blocks and so no layer extents.
+TEST(Slice, AnEmbeddingOnlySliceHasNoLayerExtents) {
+  const std::string whole_path = tmp("embd_whole.gguf");
+  auto whole = synth(false, whole_path);
+  const std::string p = tmp("embd_only.gguf");
+  ASSERT_TRUE(write_model_slice(*whole, 0, 0, true, false, p).ok());
+  auto m = Model::load(p);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_TRUE((*m)->has_embedding());
+  EXPECT_EQ((*m)->block_begin(), (*m)->block_end());
+  EXPECT_FALSE((*m)->file().has("strata.stream.layer_offsets"));
+  std::filesystem::remove(p);
+  std::filesystem::remove(whole_path);
+}
 
 TEST(Hash, StableSplitInvariantAndSensitive) {
   std::vector<uint8_t> a(100003);

@@ -457,5 +457,65 @@ TEST(WeightStore, AStageOfTheLayersStreamsOnlyItsRange) {
   EXPECT_EQ((*sw)->acquire(2).status().code(), StatusCode::kInvalidArgument);
 }
 
+// What an agent streams: the slice a coordinator cuts is in the streaming layout (each block's
+// two halves are aligned extents, one read each), with its layer offsets counted from the
+// slice's first block, and it streams to the whole model's bits. (The slices carry the
+// embedding only because run_stage embeds its prompt.)
+TEST(WeightStore, AModelSliceStreamsInTheStreamingLayout) {
+  TempDir dir;
+  SynthSpec spec = small_spec(DType::kQ4_0);
+  spec.n_layers = 12;
+  auto m = load(synth(dir, spec, "m.gguf"));
+  auto want = run_stage(*m, nullptr, 3, 9);
+  ASSERT_TRUE(want.ok()) << want.status().to_string();
+  const std::string slice_path = dir.path("slice.gguf");
+  ASSERT_TRUE(write_model_slice(*m, 3, 9, true, false, slice_path).ok());
+  auto slice = load(slice_path);
+  StreamOptions o;
+  o.layer_begin = 3;
+  o.layer_end = 9;
+  const std::vector<int64_t> b = budgets(*slice, o);
+  o.mem_budget_bytes = b[2];
+  auto sw = StreamingWeights::open(*slice, o);
+  ASSERT_TRUE(sw.ok()) << sw.status().to_string();
+  const StreamPlan& p = (*sw)->plan();
+  EXPECT_TRUE(p.repacked);
+  EXPECT_EQ(p.reads_per_layer, 2);  // the two halves, each one aligned extent
+  ASSERT_FALSE(p.streamed_layers.empty());
+  for (int64_t l : p.streamed_layers) EXPECT_TRUE(l >= 3 && l < 9) << l;
+  auto got = run_stage(*slice, sw->get(), 3, 9);
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  ASSERT_EQ(got->size(), want->size());
+  EXPECT_EQ(std::memcmp(got->data(), want->data(), got->size() * sizeof(float)), 0);
+  // A range reaching outside the slice's blocks is refused before any I/O.
+  o.layer_begin = 2;
+  EXPECT_EQ(StreamingWeights::open(*slice, o).status().code(), StatusCode::kInvalidArgument);
+}
+
+// A ReLU model's slice carries its bundles, so a streamed stage can load its FFN sparsely.
+TEST(WeightStore, AReluSliceCarriesBundlesForSparseLoading) {
+  TempDir dir;
+  SynthSpec spec = small_spec(DType::kQ4_0);
+  spec.n_layers = 6;
+  spec.ffn_act = FfnAct::kRelu;
+  auto m = load(synth(dir, spec, "relu.gguf"));
+  auto want = run_stage(*m, nullptr, 2, 6);
+  ASSERT_TRUE(want.ok()) << want.status().to_string();
+  const std::string slice_path = dir.path("relu_slice.gguf");
+  ASSERT_TRUE(write_model_slice(*m, 2, 6, true, true, slice_path).ok());
+  auto slice = load(slice_path);
+  StreamOptions o;
+  o.layer_begin = 2;
+  o.sparse = SparseMode::kOn;
+  o.mem_budget_bytes = budgets(*slice, o)[0];
+  auto sw = StreamingWeights::open(*slice, o);
+  ASSERT_TRUE(sw.ok()) << sw.status().to_string();
+  EXPECT_TRUE((*sw)->plan().sparse);
+  auto got = run_stage(*slice, sw->get(), 2, 6);
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  ASSERT_EQ(got->size(), want->size());
+  EXPECT_EQ(std::memcmp(got->data(), want->data(), got->size() * sizeof(float)), 0);
+}
+
 }  // namespace
 }  // namespace strata::model

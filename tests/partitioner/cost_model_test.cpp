@@ -74,8 +74,8 @@ TEST(CostModel, StageTimesAreRooflinesSummedOverUnits) {
   ASSERT_TRUE(both.feasible);
   EXPECT_DOUBLE_EQ(both.decode_s, 0.5 + 500'055'000 / 10e9);
   // Prefill of 10 tokens: a at 20 GFLOP/s gemm (1 s); b is bound by reading its weights once
-  // and its KV cache over the 10 * 9 / 2 = 45 causal positions.
-  EXPECT_DOUBLE_EQ(both.prefill_s, 1.0 + (500'000'000 + 45 * 1000) / 10e9);
+  // and the chunk's 10 KV rows.
+  EXPECT_DOUBLE_EQ(both.prefill_s, 1.0 + (500'000'000 + 10 * 1000) / 10e9);
   // Memory: weights, KV for 100 positions x 2 sequences, 4 x 10 tokens x the largest
   // activation (1000 B).
   EXPECT_EQ(both.kv_bytes, 1000 * 100 * 2);
@@ -177,6 +177,8 @@ TEST(CostModel, CoordinatorHopsAddToLatency) {
   EXPECT_DOUBLE_EQ(m.coord_out_s(1), back);
 }
 
+// Units that are not Llama blocks (no KV cache here) are read whole: each is one 4 KiB-rounded
+// read, so the ring holds two of them.
 TEST(CostModel, StreamingFillsTheBudgetAndReadsTheRestFromStorage) {
   LayerTable table;
   for (int i = 0; i < 4; ++i) {
@@ -210,19 +212,104 @@ TEST(CostModel, StreamingFillsTheBudgetAndReadsTheRestFromStorage) {
   const StageCost& st = with->stage(0, 0, 4);
   ASSERT_TRUE(st.feasible);
   const int64_t buffers = 4 * 1 * 1000;
-  const int64_t ring = 2 * 100'000'000;
-  EXPECT_EQ(st.resident_bytes, 250'000'000 - buffers - ring);
-  EXPECT_EQ(st.streamed_bytes, 400'000'000 - st.resident_bytes);
-  EXPECT_EQ(st.buffer_bytes, buffers + ring);
-  EXPECT_DOUBLE_EQ(st.mem_pressure, 1.0);
-  EXPECT_DOUBLE_EQ(st.stream_s, static_cast<double>(st.streamed_bytes) / 400e6);
-  EXPECT_DOUBLE_EQ(st.decode_s, std::max(st.compute_s, st.stream_s));
+  const int64_t unit = 24'415 * 4096;  // 100 MB in 4 KiB pages
+  // 250 MB - buffers holds the two-unit ring and no whole unit besides: all four stream.
+  EXPECT_EQ(st.resident_bytes, 0);
+  EXPECT_EQ(st.streamed_bytes, 4 * unit);
+  EXPECT_EQ(st.buffer_bytes, buffers + 2 * unit);
+  EXPECT_DOUBLE_EQ(st.mem_pressure, 1.0);  // the budget binds
+  EXPECT_LT(st.used_bytes, d.mem_budget_bytes);
+  EXPECT_DOUBLE_EQ(st.stream_s, 4.0 * unit / 400e6);
+  EXPECT_DOUBLE_EQ(st.decode_s, std::max(st.compute_s, st.stream_s / 0.8));
   EXPECT_GT(st.stream_s, st.compute_s);  // storage, not memory, limits this stage
   // Without storage figures a device cannot stream.
   d.storage_read_mb_per_s = 0;
   auto nostore = CostModel::build(table, {d}, LinkTable({"pi"}, Link{}), s);
   ASSERT_TRUE(nostore.ok());
   EXPECT_FALSE(nostore->stage(0, 0, 4).feasible);
+}
+
+// The planner's stream time against a hand computation of docs/STREAMING.md's figures for a
+// small Llama shape in q4_0: dim 256, kv_dim 64, ffn 512, 6 blocks, vocab 1000.
+//   A block's tensors, each in 4 KiB pages: norms 1 KiB -> 4096 each; q, o 256x256 x 18/32 B =
+//   36864 (9 pages); k, v 256x64 = 9216 -> 12288; gate, up, down 256x512 = 73728 (18 pages).
+//   front = 2 x 4096 + 2 x 36864 + 2 x 12288 + 73728 = 180224; updown = 2 x 73728 = 147456;
+//   slot = 180224; a whole block = 327680.
+//   Pinned: token_embd 1000 x 256 x 18/32 = 144000 -> 147456; the head (output + its norm)
+//   145024 -> 147456; 294912 in all.
+//   Memory outside the weights: KV 6 x 2 x 64 x 4 B x 1 position = 3072, buffers 4 x 1024.
+TEST(CostModel, StreamTimeMatchesTheHandComputation) {
+  LlamaShape shape;
+  shape.n_layers = 6;
+  shape.dim = 256;
+  shape.n_heads = 4;
+  shape.n_kv_heads = 1;
+  shape.ffn_dim = 512;
+  shape.vocab = 1000;
+  auto table = llama_layer_table(shape, "q4_0");
+  ASSERT_TRUE(table.ok()) << table.status().to_string();
+  const int64_t pinned = 294'912, slot = 180'224, block = 327'680;
+  const int64_t outside = 3072 + 4096;
+  DeviceCaps d;
+  d.name = "pi";
+  d.mem_read_gb_per_s = 10;
+  d.gemv_gflops = {{"q4_0", 20}, {"f32", 20}};
+  d.gemm_gflops = {{"q4_0", 50}, {"f32", 50}};
+  // Within 10% of the best (1000 MB/s): 64 KiB, 1 MiB, 4 MiB. The reader splits a 180224-byte
+  // buffer into 4 reads of at most 45056 bytes: none of them is that small, so it reads in the
+  // smallest, 64 KiB, at 950 MB/s.
+  d.storage_seq_read_mb_per_s = {{16'384, 700}, {65'536, 950}, {1'048'576, 1000}, {4'194'304, 990}};
+  d.storage_read_mb_per_s = 990;
+  PlanSettings s;
+  s.prompt_len = 1;
+  s.context = 1;
+  s.sequences = 1;
+  s.allow_streaming = true;
+  const auto stage = [&](int64_t weight_budget) {
+    d.mem_budget_bytes = weight_budget + outside;
+    auto m = CostModel::build(*table, {d}, LinkTable({"pi"}, Link{}), s);
+    EXPECT_TRUE(m.ok()) << m.status().to_string();
+    return m->stage(0, 0, 8);
+  };
+
+  // Two buffers and two whole blocks fit (not three): four blocks stream, overlapped.
+  const StageCost two = stage(pinned + 2 * slot + 2 * block + 1000);
+  ASSERT_TRUE(two.feasible);
+  EXPECT_EQ(two.resident_bytes, pinned + 2 * block);
+  EXPECT_EQ(two.streamed_bytes, 4 * block);
+  EXPECT_EQ(two.buffer_bytes, 4096 + 2 * slot);
+  const double t_io = 4.0 * 327'680 / 950e6;
+  EXPECT_DOUBLE_EQ(two.stream_s, t_io);
+  ASSERT_LT(two.compute_s, t_io / 0.8);  // storage-bound: eta = 0.8 of the storage bound
+  EXPECT_DOUBLE_EQ(two.decode_s, t_io / 0.8);
+  EXPECT_DOUBLE_EQ(two.prefill_s, t_io / 0.8);  // a 1-token prompt: one forward call
+
+  // One buffer only: every block streams and reads do not overlap compute.
+  const StageCost one = stage(pinned + slot + 10);
+  ASSERT_TRUE(one.feasible);
+  EXPECT_EQ(one.resident_bytes, pinned);
+  EXPECT_EQ(one.streamed_bytes, 6 * block);
+  EXPECT_DOUBLE_EQ(one.stream_s, 6.0 * 327'680 / 950e6);
+  EXPECT_DOUBLE_EQ(one.decode_s, one.compute_s + one.stream_s);
+
+  // Below pinned + one buffer the stage cannot run; the shortfall is named.
+  const StageCost none = stage(pinned + slot - 100);
+  EXPECT_FALSE(none.feasible);
+  EXPECT_EQ(none.short_bytes, 100);
+
+  // Reads are per forward call: a 1200-token prompt is three prefill chunks of up to 512.
+  s.prompt_len = 1200;
+  s.context = 1200;
+  const int64_t kv = 6 * 2 * 64 * 4 * 1200;
+  const int64_t buffers = 4 * 1200 * 1024;
+  d.gemm_gflops = {{"q4_0", 1e6}, {"f32", 1e6}};  // prefill compute far below the reads
+  d.mem_budget_bytes = pinned + 2 * slot + 2 * block + 1000 + kv + buffers;
+  auto m = CostModel::build(*table, {d}, LinkTable({"pi"}, Link{}), s);
+  ASSERT_TRUE(m.ok());
+  const StageCost& p = m->stage(0, 0, 8);
+  ASSERT_TRUE(p.feasible);
+  EXPECT_EQ(p.streamed_bytes, 4 * block);
+  EXPECT_DOUBLE_EQ(p.prefill_s, 3 * t_io / 0.8);
 }
 
 TEST(CostModel, EnergyIsUnknownWithoutPowerFigures) {

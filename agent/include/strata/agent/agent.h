@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -25,9 +26,16 @@ struct AgentOptions {
   std::string name;                           // shown to the coordinator; default: host name
   std::string cache_dir = "strata-cache";     // slices shipped to this agent live here
   int n_threads = 1;
-  int64_t mem_budget_bytes = 0;  // 0 = no cap; else assignments needing more are refused
-  std::string emulate_profile;   // reference device profile JSON to pace compute to
-  double link_delay_ms = 0;      // outgoing data link emulation
+  // 0 = no cap. A stage whose weights and KV cache exceed it keeps a pinned resident set and
+  // streams the other layers from the slice on flash (docs/STREAMING.md); below the streaming
+  // minimum the assignment is refused.
+  int64_t mem_budget_bytes = 0;
+  // storage.seq_read_mb_per_s of this machine's profile (chunk bytes -> MB/s): picks the
+  // streaming read size. Empty: 4 MiB reads.
+  std::map<int64_t, double> storage_seq_read_mb_per_s;
+  std::string emulate_profile;  // reference device profile JSON to pace compute to
+  std::string local_profile;    // this machine's profile JSON (its storage figures), optional
+  double link_delay_ms = 0;     // outgoing data link emulation
   double link_mbit_per_s = 0;
   bool quiet = false;
 };

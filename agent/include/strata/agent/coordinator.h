@@ -99,6 +99,9 @@ struct StageReport {
   double predicted_decode_ms = 0;
   uint64_t shipped_bytes = 0;  // slice bytes sent to this agent (0 when cached)
   double load_ms = 0;
+  // What the agent holds for the stage (its Ready): weights + KV cache, or, when the stage
+  // streams, the resident set + KV cache.
+  uint64_t resident_bytes = 0;
 };
 
 struct ReplanEvent {

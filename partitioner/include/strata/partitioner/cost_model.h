@@ -46,13 +46,15 @@ int64_t resolved_micro_batch(const PlanSettings& settings, int n_devices);
 // engine switches kernels by the same rule of thumb; the emulating agent paces by it too.
 inline constexpr int64_t kGemvMaxTokens = 8;
 
-// Seconds for `device` to run unit `u` over one step of `n_tokens` tokens whose cached context
-// positions add up to `ctx_positions` (decode: n_tokens * position; a prompt chunk of P tokens
-// from position 0: P (P - 1) / 2): the roofline max of its FLOPs at the device's GEMV (small
-// steps) or GEMM rate for each weight type, and the bytes it reads (its weights once per step,
-// its KV cache per position) at the device's memory bandwidth. Pure.
+// Seconds for `device` to run unit `u` over one step of `n_tokens` tokens whose attention
+// spans `ctx_positions` cached positions in all (decode: n_tokens * position; a prompt chunk of
+// P tokens from position 0: P (P - 1) / 2) and which reads `kv_rows` rows of KV cache from
+// memory (decode: each token its own sequence's `position` rows; a prompt chunk: its rows once,
+// as they stay in cache while the chunk attends to them): the roofline max of its FLOPs at the
+// device's GEMV (small steps) or GEMM rate for each weight type, and the bytes it reads (its
+// weights once per step, the KV rows) at the device's memory bandwidth. Pure.
 double unit_step_s(const LayerUnit& u, const DeviceCaps& device, int64_t n_tokens,
-                   double ctx_positions);
+                   double ctx_positions, double kv_rows);
 
 // One stage's costs on one device (per decode step of B tokens unless named otherwise).
 struct StageCost {

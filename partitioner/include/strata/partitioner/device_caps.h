@@ -32,6 +32,10 @@ struct DeviceCaps {
   // chunk given); 0 when the profile has none (the device cannot stream weights).
   double storage_read_mb_per_s = 0;
   int64_t storage_chunk_bytes = 0;
+  // Every measured storage.seq_read_mb_per_s figure, chunk bytes -> MB/s: the streaming cost
+  // takes the one at the chunk the weight store's reader would pick (docs/COST_MODEL.md).
+  // Empty: storage_read_mb_per_s stands for every chunk.
+  std::map<int64_t, double> storage_seq_read_mb_per_s;
   // power.idle_watts / load_watts; nullopt when unavailable.
   std::optional<double> idle_watts;
   std::optional<double> load_watts;
