@@ -115,8 +115,9 @@ Figure time_load(MatmulLoad& load, int reps, double rep_seconds) {
     for (int c = 0; c < calls; ++c) load.run_once();
     samples.push_back(gflop_per_call * calls / (now_s() - t0));
   }
-  return measured_figure(samples, "GFLOP/s",
-                         load.describe() + ", " + std::to_string(calls) + " calls per rep");
+  return measured_rate_figure(samples, "GFLOP/s",
+                              load.describe() + ", p90 of " + std::to_string(reps) + " reps of " +
+                                  std::to_string(calls) + (calls == 1 ? " call" : " calls"));
 }
 
 }  // namespace

@@ -62,6 +62,10 @@ Reason reason_of(const Status& s) {
 
 Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress) {
   const double sustain_s = opt.sustain_s >= 0 ? opt.sustain_s : (opt.quick ? 3.0 : 30.0);
+  if (opt.predict_ctx < 0 || opt.predict_ctx > (int64_t{1} << 24)) {
+    return invalid_argument("--ctx " + std::to_string(opt.predict_ctx) +
+                            " must be 0..16M positions");
+  }
   if (sustain_s > 3600)
     return invalid_argument("--sustain-s " + std::to_string(sustain_s) + " is longer than an hour");
   if (!opt.model_path.empty() && !std::filesystem::exists(opt.model_path)) {
@@ -136,12 +140,12 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
     if (opt.quick) {
       // Half a 2048-wide layer keeps ten GEMM runs inside the quick budget on two cores.
       co.gemm_shapes = {{1024, 2048}};
-      co.reps = 5;
-      co.rep_seconds = 0.02;
+      co.reps = 15;
+      co.rep_seconds = 0.005;
     } else {
       co.gemv_shapes = {{2048, 2048}, {8192, 2048}};
-      co.reps = 11;
-      co.rep_seconds = 0.03;
+      co.reps = 41;
+      co.rep_seconds = 0.006;
     }
     probe_compute(co, p.compute, progress);
   }
@@ -149,7 +153,7 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
   BandwidthOptions bo;
   bo.threads_all = threads_all;
   bo.array_bytes = cold_bytes;
-  bo.reps = opt.quick ? 5 : 15;
+  bo.reps = opt.quick ? 11 : 41;
   probe_memory_bandwidth(bo, p.memory, progress);
 
   StorageOptions so;
@@ -187,7 +191,7 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
 
   if (!opt.model_path.empty()) {
     step("prediction for " + opt.model_path);
-    STRATA_ASSIGN_OR_RETURN(Prediction pred, predict_for_model(p, opt.model_path));
+    STRATA_ASSIGN_OR_RETURN(Prediction pred, predict_for_model(p, opt.model_path, opt.predict_ctx));
     p.derived = std::move(pred);
   }
   return p;
