@@ -144,7 +144,7 @@ void probe_compute(const ComputeOptions& opt, Compute& out, const Progress& prog
           }
           load.set_threads(threads);
           out.runs.push_back({gemm ? "gemm" : "gemv", dtype, rows, cols, n_tokens, threads,
-                              time_load(load, opt.reps, opt.rep_seconds)});
+                              time_load(load, gemm ? opt.gemm_reps : opt.reps, opt.rep_seconds)});
           if (si != 0) continue;
           ThreadFigures& tf = (gemm ? out.gemm_gflops : out.gemv_gflops)[dtype];
           if (threads == 1) tf.threads_1 = out.runs.back().gflops;
@@ -152,6 +152,21 @@ void probe_compute(const ComputeOptions& opt, Compute& out, const Progress& prog
         }
       }
     }
+  }
+}
+
+void probe_gemv_shapes(const std::vector<GemvShape>& shapes, const ComputeOptions& opt,
+                       Compute& out, const Progress& progress) {
+  for (const GemvShape& shape : shapes) {
+    const std::string dtype(*model::dtype_name(static_cast<uint32_t>(shape.type)));
+    if (progress) {
+      progress("compute gemv " + dtype + " " + std::to_string(shape.rows) + "x" +
+               std::to_string(shape.cols) + " (the model's), " + std::to_string(opt.threads_all) +
+               (opt.threads_all == 1 ? " thread" : " threads"));
+    }
+    MatmulLoad load(shape.type, shape.rows, shape.cols, 1, opt.threads_all, opt.gemv_pool_bytes);
+    out.runs.push_back({"gemv", dtype, shape.rows, shape.cols, 1, opt.threads_all,
+                        time_load(load, opt.reps, opt.rep_seconds)});
   }
 }
 

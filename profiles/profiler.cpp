@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -141,13 +142,31 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
       // Half a 2048-wide layer keeps ten GEMM runs inside the quick budget on two cores.
       co.gemm_shapes = {{1024, 2048}};
       co.reps = 15;
+      co.gemm_reps = 5;
       co.rep_seconds = 0.005;
     } else {
       co.gemv_shapes = {{2048, 2048}, {8192, 2048}};
       co.reps = 41;
+      co.gemm_reps = 11;
       co.rep_seconds = 0.006;
     }
     probe_compute(co, p.compute, progress);
+    if (!opt.model_path.empty()) {
+      // The model's own matrix shapes (those probe_compute did not already time), so that
+      // the decode prediction times each matrix at the rate of its shape.
+      STRATA_ASSIGN_OR_RETURN(const std::vector<MatrixCost> matrices,
+                              model_matrix_shapes(opt.model_path));
+      std::vector<GemvShape> shapes;
+      for (const MatrixCost& m : matrices) {
+        const bool timed = std::any_of(p.compute.runs.begin(), p.compute.runs.end(), [&](auto& r) {
+          return r.op == "gemv" && r.dtype == m.type && r.rows == m.rows && r.cols == m.cols &&
+                 r.threads == threads_all;
+        });
+        const auto type = model::parse_dtype(m.type);
+        if (!timed && type) shapes.push_back({*type, m.rows, m.cols});
+      }
+      probe_gemv_shapes(shapes, co, p.compute, progress);
+    }
   }
 
   BandwidthOptions bo;

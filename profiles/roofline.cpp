@@ -35,6 +35,17 @@ double elements_per_byte(const std::string& type) {
          static_cast<double>(model::dtype_block_bytes(t));
 }
 
+// The all-thread GEMV run of exactly this type and shape, if the profile has one.
+const Figure* gemv_run(const Compute& c, const MatrixCost& m) {
+  for (const ComputeRun& r : c.runs) {
+    if (r.op == "gemv" && r.dtype == m.type && r.rows == m.rows && r.cols == m.cols &&
+        r.threads == c.threads_all && usable(&r.gflops)) {
+      return &r.gflops;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 Prediction predict(const Profile& profile, const std::string& model_name, const std::string& dtype,
@@ -60,26 +71,44 @@ Prediction predict(const Profile& profile, const std::string& model_name, const 
     double memory_s = 0;   // the units where the bytes term won
     double attn_flops = 0;
     double kv_bytes = 0;
+    int shaped = 0;  // matrices timed with a GEMV run of their own shape
     for (const UnitCost& u : units) {
       const double flops = u.flops_per_token + u.attn_flops_per_token_per_ctx * ctx;
       const double bytes = u.weight_bytes_read_per_token + u.kv_bytes_per_token * ctx;
       attn_flops += u.attn_flops_per_token_per_ctx * ctx;
       kv_bytes += u.kv_bytes_per_token * ctx;
-      double elements = 0;
-      for (const auto& [type, b] : u.weight_bytes_by_type) elements += b * elements_per_byte(type);
-      std::map<std::string, double> shares;
-      if (elements > 0) {
-        for (const auto& [type, b] : u.weight_bytes_by_type) {
-          shares[type] = b * elements_per_byte(type) / elements;
-        }
-      } else {
-        shares["f32"] = 1;
-      }
       double gemv_s = 0;
-      for (const auto& [type, share] : shares) {
-        const Figure* gemv = threads_all(profile.compute.gemv_gflops, type);
-        if (!usable(gemv)) return missing("tok/s", gemv, type + " gemv threads_all figure");
-        gemv_s += share * flops / (*gemv->value * 1e9);
+      if (!u.matrices.empty()) {
+        for (const MatrixCost& m : u.matrices) {
+          const Figure* rate = gemv_run(profile.compute, m);
+          if (rate != nullptr) ++shaped;
+          if (rate == nullptr) rate = threads_all(profile.compute.gemv_gflops, m.type);
+          if (!usable(rate)) return missing("tok/s", rate, m.type + " gemv threads_all figure");
+          gemv_s += 2.0 * static_cast<double>(m.rows * m.cols) / (*rate->value * 1e9);
+        }
+        const Figure* attn = threads_all(profile.compute.gemv_gflops, u.matrices[0].type);
+        if (!usable(attn)) {
+          return missing("tok/s", attn, u.matrices[0].type + " gemv threads_all figure");
+        }
+        gemv_s += u.attn_flops_per_token_per_ctx * ctx / (*attn->value * 1e9);
+      } else {
+        double elements = 0;
+        for (const auto& [type, b] : u.weight_bytes_by_type) {
+          elements += b * elements_per_byte(type);
+        }
+        std::map<std::string, double> shares;
+        if (elements > 0) {
+          for (const auto& [type, b] : u.weight_bytes_by_type) {
+            shares[type] = b * elements_per_byte(type) / elements;
+          }
+        } else {
+          shares["f32"] = 1;
+        }
+        for (const auto& [type, share] : shares) {
+          const Figure* gemv = threads_all(profile.compute.gemv_gflops, type);
+          if (!usable(gemv)) return missing("tok/s", gemv, type + " gemv threads_all figure");
+          gemv_s += share * flops / (*gemv->value * 1e9);
+        }
       }
       const double bytes_s = bytes / bw;
       (gemv_s >= bytes_s ? compute_s : memory_s) += std::max(gemv_s, bytes_s);
@@ -97,6 +126,7 @@ Prediction predict(const Profile& profile, const std::string& model_name, const 
             (usable(main_gemv) ? " (" + dtype + " gemv " + fmt(*main_gemv->value) + " GFLOP/s)"
                                : "") +
             ", " + fmt(p.weight_bytes_per_token) + " weight B + " + fmt(kv_bytes) + " KV B; " +
+            std::to_string(shaped) + " matrices at the GEMV rate of their own shape; " +
             fmt(compute_s * 1e3) + " ms GEMV-bound + " + fmt(memory_s * 1e3) +
             " ms bandwidth-bound per token");
   };

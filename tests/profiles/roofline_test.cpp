@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
+#include <tuple>
 
 #include "strata/model/model.h"
 #include "strata/profiles/roofline.h"
@@ -79,6 +81,28 @@ TEST(Predict, SplitsAUnitsFlopsOverItsTypes) {
   EXPECT_NEAR(*pr.decode_tok_per_s.value, 1 / s, 1e-6);
 }
 
+TEST(Predict, TimesEachMatrixAtTheRateOfItsShape) {
+  Profile p = measured_profile();  // q4_0 gemv 30 GFLOP/s
+  p.compute.threads_all = 2;
+  p.compute.runs.push_back({"gemv", "q4_0", 4096, 1024, 1, 2, read_figure(10.0, "GFLOP/s", "")});
+  // One thread, not the machine's all: not the figure decode runs at.
+  p.compute.runs.push_back({"gemv", "q4_0", 1024, 1024, 1, 1, read_figure(1.0, "GFLOP/s", "")});
+  UnitCost u;
+  u.matrices = {{"q4_0", 4096, 1024}, {"q4_0", 1024, 1024}};
+  u.weight_bytes_by_type["q4_0"] = 5120.0 * 1024 * 18 / 32;
+  u.weight_bytes_read_per_token = u.weight_bytes_by_type["q4_0"];
+  u.flops_per_token = 2.0 * 5120 * 1024;
+  u.attn_flops_per_token_per_ctx = 1e5;
+  const Prediction pr = predict(p, "tiny", "q4_0", {u}, 10);
+  const double s = 2.0 * 4096 * 1024 / 10e9 + 2.0 * 1024 * 1024 / 30e9 + 1e6 / 30e9;
+  ASSERT_TRUE(pr.decode_tok_per_s.available());
+  EXPECT_NEAR(*pr.decode_tok_per_s.value, 1 / s, 1e-6);
+  EXPECT_EQ(pr.decode_bound, "compute");
+  EXPECT_NE(pr.decode_tok_per_s.source.find("1 matrices at the GEMV rate of their own shape"),
+            std::string::npos)
+      << pr.decode_tok_per_s.source;
+}
+
 TEST(Predict, FallsBackToTriadWithoutRead) {
   Profile p = measured_profile();
   p.memory.read_gb_per_s.threads_all = unavailable_figure("GB/s", Reason::kUnsupported, "x");
@@ -124,23 +148,49 @@ TEST(Predict, ForAGgufUsesTheEnginesCostTable) {
   EXPECT_LT(r->flops_per_token, 2 * weights * 1.05);
   EXPECT_GT(r->weight_bytes_per_token, weights * 18 / 32);
   EXPECT_EQ(r->ctx, 64);
+  EXPECT_NE(r->decode_tok_per_s.source.find("0 matrices at the GEMV rate"), std::string::npos);
   ASSERT_TRUE(r->decode_tok_per_s.available());
   EXPECT_EQ(r->decode_tok_per_s.provenance, Provenance::kDerived);
 }
 
-TEST(Predict, ForAGgufNeedsTheF32FigureOfItsNorms) {
+TEST(Predict, ForAGgufTimesTheMatricesNotTheNorms) {
   const auto path = std::filesystem::temp_directory_path() /
                     ("strata-predict-f32-" + std::to_string(::getpid()) + ".gguf");
   model::SynthSpec spec;
   spec.type = model::DType::kQ4_0;
   ASSERT_TRUE(model::synth_model(spec, path.string(), nullptr).ok());
+  // The units list their q4_0 matrices, so the f32 norms need no f32 GEMV figure; without
+  // the q4_0 one there is no prediction.
   Profile p = measured_profile();
   p.compute.gemv_gflops.erase("f32");
-  const Result<Prediction> r = predict_for_model(p, path.string(), 0);
+  const Result<Prediction> with_q4 = predict_for_model(p, path.string(), 0);
+  p.compute.gemv_gflops.erase("q4_0");
+  const Result<Prediction> without = predict_for_model(p, path.string(), 0);
   std::filesystem::remove(path);
-  ASSERT_TRUE(r.ok()) << r.status().to_string();
-  EXPECT_FALSE(r->decode_tok_per_s.available());
-  EXPECT_NE(r->decode_tok_per_s.source.find("f32 gemv"), std::string::npos);
+  ASSERT_TRUE(with_q4.ok() && without.ok());
+  EXPECT_TRUE(with_q4->decode_tok_per_s.available());
+  EXPECT_FALSE(without->decode_tok_per_s.available());
+  EXPECT_NE(without->decode_tok_per_s.source.find("q4_0 gemv"), std::string::npos);
+}
+
+TEST(Predict, ModelMatrixShapesAreDistinct) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("strata-predict-shapes-" + std::to_string(::getpid()) + ".gguf");
+  model::SynthSpec spec;  // dim 256, 8 heads, 8 kv heads, ffn 512
+  spec.type = model::DType::kQ8_0;
+  spec.vocab = 1024;
+  ASSERT_TRUE(model::synth_model(spec, path.string(), nullptr).ok());
+  const Result<std::vector<MatrixCost>> shapes = model_matrix_shapes(path.string());
+  std::filesystem::remove(path);
+  ASSERT_TRUE(shapes.ok()) << shapes.status().to_string();
+  std::set<std::tuple<std::string, int64_t, int64_t>> got;
+  for (const MatrixCost& m : *shapes) got.insert({m.type, m.rows, m.cols});
+  EXPECT_EQ(got.size(), shapes->size());        // no shape twice
+  EXPECT_TRUE(got.count({"q8_0", 256, 256}));   // q, k, v, o
+  EXPECT_TRUE(got.count({"q8_0", 512, 256}));   // gate, up
+  EXPECT_TRUE(got.count({"q8_0", 256, 512}));   // down
+  EXPECT_TRUE(got.count({"q8_0", 1024, 256}));  // the head: vocab x dim
+  EXPECT_EQ(got.size(), 4u);
 }
 
 TEST(Predict, MissingGgufIsAnError) {

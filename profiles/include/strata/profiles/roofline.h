@@ -10,7 +10,12 @@
 // cache, so it already is the rate at which that GEMV streams its weights from memory (memory
 // stalls included); bw is the all-thread read bandwidth (else triad). share_u splits a unit's
 // FLOPs over its weight types by element count; a unit without weights computes at the f32
-// rate. Prefill tok/s = gemm[main type] GFLOP/s / FLOPs per token.
+// rate. Where a unit lists its matrices (predict_for_model does), its GEMV term is instead
+// the sum over them of 2 * rows * cols / the all-thread GEMV rate measured on that very shape
+// (compute.runs; `strata profile --model` times the model's shapes), falling back to
+// gemv[type], plus the attention FLOPs at gemv[type]: GEMV rates differ by shape (per-call
+// dispatch, rows per thread), and decode multiplies by the model's shapes, not 2048x2048.
+// Prefill tok/s = gemm[main type] GFLOP/s / FLOPs per token.
 #pragma once
 
 #include <cstdint>
@@ -23,8 +28,20 @@
 
 namespace strata::profiles {
 
+// One weight matrix a unit multiplies by per token (rows x cols of type `type`).
+struct MatrixCost {
+  std::string type;  // "q4_0"
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
 // One unit of the model (embedding, block, head) as decode sees it, per token.
 struct UnitCost {
+  // The unit's matrices, when known: then its GEMV term is the sum over them of
+  // 2 * rows * cols / the all-thread GEMV run of that type and shape in compute.runs (else the
+  // type's gemv_gflops figure), plus the attention FLOPs at the rate of the unit's first
+  // matrix type; share_u is not used.
+  std::vector<MatrixCost> matrices;
   std::map<std::string, double> weight_bytes_by_type;  // "q4_0" -> bytes the unit holds
   double weight_bytes_read_per_token = 0;              // an embedding reads one row
   double flops_per_token = 0;                          // matmul FLOPs, 2 per multiply-add
@@ -47,5 +64,9 @@ Prediction predict(const Profile& profile, const std::string& model_name, const 
 // the file).
 Result<Prediction> predict_for_model(const Profile& profile, const std::string& gguf_path,
                                      int64_t ctx);
+
+// The distinct (type, rows, cols) of the matrices decode multiplies by in a GGUF file (every
+// block's seven and the output head), for probe_gemv_shapes. Errors: the model loader's.
+Result<std::vector<MatrixCost>> model_matrix_shapes(const std::string& gguf_path);
 
 }  // namespace strata::profiles
