@@ -1,12 +1,17 @@
 // A plain STREAM-style triad (a[i] = b[i] + s * c[i]), independent of strata's code, to check
 // the profiler's memory bandwidth figures against. Counts 24 bytes per element as STREAM does.
 //
+// Built as bench_stream_triad (bench/CMakeLists.txt), or on its own:
 //   g++ -std=c++20 -O2 -pthread bench/stream_triad.cpp -o stream_triad
 //   ./stream_triad [MiB per array = 128] [threads = all] [iterations = 20] [pin]
 //
-// Prints the best (STREAM's convention) and the median rate over the iterations. With `pin`
-// (and more than one thread) thread t runs only on the t-th CPU of the affinity mask, as
-// OMP_PROC_BIND does for STREAM and as strata's profiler pins its bandwidth threads.
+// Prints the best (STREAM's convention), the p90 and the median rate over the iterations.
+// With `pin` (and more than one thread) thread t runs only on the t-th CPU of the affinity
+// mask, as OMP_PROC_BIND does for STREAM and as strata's profiler pins its bandwidth threads.
+// As STREAM does, one clock (thread 0's) spans the whole parallel sweep, read before the
+// threads are released and after the last one is done, so a preempted thread can only make
+// an iteration look slower, never faster. bench/profile_stability.sh compares it with
+// `strata profile`.
 #include <pthread.h>
 #include <sched.h>
 
@@ -32,6 +37,11 @@ int main(int argc, char** argv) {
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   const unsigned threads = argc > 2 ? static_cast<unsigned>(std::atoi(argv[2])) : hw;
   const int iterations = argc > 3 ? std::atoi(argv[3]) : 20;
+  if (mib < 1 || threads < 1 || iterations < 1) {
+    std::fprintf(stderr, "usage: %s [MiB per array >= 1] [threads >= 1] [iterations >= 1] [pin]\n",
+                 argv[0]);
+    return 2;
+  }
   const bool pin = argc > 4 && std::string(argv[4]) == "pin" && threads > 1;
   std::vector<int> cpus;
   cpu_set_t mask;
@@ -64,8 +74,8 @@ int main(int argc, char** argv) {
       c[i] = 0.0;
     }
     for (int it = -1; it < iterations; ++it) {  // iteration -1 warms up
-      sync.arrive_and_wait();
       const auto t0 = std::chrono::steady_clock::now();
+      sync.arrive_and_wait();
       triad(a, b, c, scalar, lo, hi);
       sync.arrive_and_wait();
       if (t == 0 && it >= 0) {
@@ -83,7 +93,10 @@ int main(int argc, char** argv) {
   const double bytes = 24.0 * static_cast<double>(n);
   std::printf("triad  %zu MiB arrays  %u threads%s  %d iterations\n", mib, threads,
               pin ? " (pinned)" : "", iterations);
-  std::printf("best   %.2f GB/s\nmedian %.2f GB/s\n", bytes / seconds.front() / 1e9,
+  // p90 of the rates is the rate of the iteration at the 10th percentile of the times.
+  const size_t p90 = static_cast<size_t>(0.1 * static_cast<double>(seconds.size() - 1) + 0.5);
+  std::printf("best   %.2f GB/s\np90    %.2f GB/s\nmedian %.2f GB/s\n",
+              bytes / seconds.front() / 1e9, bytes / seconds[p90] / 1e9,
               bytes / seconds[seconds.size() / 2] / 1e9);
   std::printf("check  a[n/2] = %.1f\n", a[n / 2]);
   delete[] a;

@@ -45,6 +45,13 @@ Figure measured_figure(const std::vector<double>& samples, std::string unit, std
   return f;
 }
 
+Figure measured_rate_figure(const std::vector<double>& samples, std::string unit,
+                            std::string source) {
+  Figure f = measured_figure(samples, std::move(unit), std::move(source));
+  f.value = f.stats->p90;
+  return f;
+}
+
 Figure read_figure(double value, std::string unit, std::string source) {
   return measured_figure({value}, std::move(unit), std::move(source));
 }

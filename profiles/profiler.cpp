@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -62,6 +63,10 @@ Reason reason_of(const Status& s) {
 
 Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress) {
   const double sustain_s = opt.sustain_s >= 0 ? opt.sustain_s : (opt.quick ? 3.0 : 30.0);
+  if (opt.predict_ctx < 0 || opt.predict_ctx > (int64_t{1} << 24)) {
+    return invalid_argument("--ctx " + std::to_string(opt.predict_ctx) +
+                            " must be 0..16M positions");
+  }
   if (sustain_s > 3600)
     return invalid_argument("--sustain-s " + std::to_string(sustain_s) + " is longer than an hour");
   if (!opt.model_path.empty() && !std::filesystem::exists(opt.model_path)) {
@@ -120,7 +125,9 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
     host_device = probe_device(live);
     probe_memory_capacity(live, host_memory);
   }
-  const int64_t cold_bytes = bandwidth_array_bytes(host_device, host_memory);
+  // --quick halves the arrays and the GEMV pool: filling 5 pools of 512 MiB and 3 arrays took
+  // about 3 s of its 10 s on the project's VM; 256 MiB is still 8x a 32 MiB L3.
+  const int64_t cold_bytes = bandwidth_array_bytes(host_device, host_memory) / (opt.quick ? 2 : 1);
 
   PowerMeter meter(sys, system_clock());
   std::optional<PowerWindow> idle;
@@ -136,20 +143,38 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
     if (opt.quick) {
       // Half a 2048-wide layer keeps ten GEMM runs inside the quick budget on two cores.
       co.gemm_shapes = {{1024, 2048}};
-      co.reps = 5;
-      co.rep_seconds = 0.02;
+      co.reps = 15;
+      co.gemm_reps = 5;
+      co.rep_seconds = 0.005;
     } else {
       co.gemv_shapes = {{2048, 2048}, {8192, 2048}};
-      co.reps = 11;
-      co.rep_seconds = 0.03;
+      co.reps = 41;
+      co.gemm_reps = 11;
+      co.rep_seconds = 0.006;
     }
     probe_compute(co, p.compute, progress);
+    if (!opt.model_path.empty()) {
+      // The model's own matrix shapes (those probe_compute did not already time), so that
+      // the decode prediction times each matrix at the rate of its shape.
+      STRATA_ASSIGN_OR_RETURN(const std::vector<MatrixCost> matrices,
+                              model_matrix_shapes(opt.model_path));
+      std::vector<GemvShape> shapes;
+      for (const MatrixCost& m : matrices) {
+        const bool timed = std::any_of(p.compute.runs.begin(), p.compute.runs.end(), [&](auto& r) {
+          return r.op == "gemv" && r.dtype == m.type && r.rows == m.rows && r.cols == m.cols &&
+                 r.threads == threads_all;
+        });
+        const auto type = model::parse_dtype(m.type);
+        if (!timed && type) shapes.push_back({*type, m.rows, m.cols});
+      }
+      probe_gemv_shapes(shapes, co, p.compute, progress);
+    }
   }
 
   BandwidthOptions bo;
   bo.threads_all = threads_all;
   bo.array_bytes = cold_bytes;
-  bo.reps = opt.quick ? 5 : 15;
+  bo.reps = opt.quick ? 11 : 41;
   probe_memory_bandwidth(bo, p.memory, progress);
 
   StorageOptions so;
@@ -187,7 +212,7 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
 
   if (!opt.model_path.empty()) {
     step("prediction for " + opt.model_path);
-    STRATA_ASSIGN_OR_RETURN(Prediction pred, predict_for_model(p, opt.model_path));
+    STRATA_ASSIGN_OR_RETURN(Prediction pred, predict_for_model(p, opt.model_path, opt.predict_ctx));
     p.derived = std::move(pred);
   }
   return p;

@@ -3,20 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "strata/model/types.h"
+
 namespace strata::profiles {
-
-RooflineResult roofline(const RooflineInput& in) {
-  STRATA_CHECK(in.weight_bytes_per_token > 0 && in.flops_per_token > 0 && in.mem_gb_per_s > 0 &&
-               in.gemv_gflops > 0 && in.gemm_gflops > 0);
-  const double mem_bound = in.mem_gb_per_s * 1e9 / in.weight_bytes_per_token;
-  const double compute_bound = in.gemv_gflops * 1e9 / in.flops_per_token;
-  RooflineResult r;
-  r.decode_tok_per_s = std::min(mem_bound, compute_bound);
-  r.decode_memory_bound = mem_bound <= compute_bound;
-  r.prefill_tok_per_s = in.gemm_gflops * 1e9 / in.flops_per_token;
-  return r;
-}
-
 namespace {
 
 const Figure* threads_all(const std::map<std::string, ThreadFigures>& table,
@@ -24,6 +13,8 @@ const Figure* threads_all(const std::map<std::string, ThreadFigures>& table,
   const auto it = table.find(dtype);
   return it == table.end() ? nullptr : &it->second.threads_all;
 }
+
+bool usable(const Figure* f) { return f != nullptr && f->available() && *f->value > 0; }
 
 Figure missing(const char* unit, const Figure* f, const std::string& what) {
   const Reason r = f != nullptr && f->reason ? *f->reason : Reason::kNotPresent;
@@ -36,39 +27,115 @@ std::string fmt(double v) {
   return b;
 }
 
+// Elements per byte of a weight type, to split a unit's FLOPs over its types (a matmul does
+// 2 FLOPs per weight element). An unknown name counts as f32.
+double elements_per_byte(const std::string& type) {
+  const auto t = model::parse_dtype(type).value_or(model::DType::kF32);
+  return static_cast<double>(model::dtype_block_elems(t)) /
+         static_cast<double>(model::dtype_block_bytes(t));
+}
+
+// The all-thread GEMV run of exactly this type and shape, if the profile has one.
+const Figure* gemv_run(const Compute& c, const MatrixCost& m) {
+  for (const ComputeRun& r : c.runs) {
+    if (r.op == "gemv" && r.dtype == m.type && r.rows == m.rows && r.cols == m.cols &&
+        r.threads == c.threads_all && usable(&r.gflops)) {
+      return &r.gflops;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 Prediction predict(const Profile& profile, const std::string& model_name, const std::string& dtype,
-                   double weight_bytes_per_token, double flops_per_token) {
+                   const std::vector<UnitCost>& units, int64_t ctx) {
+  STRATA_CHECK(ctx >= 0);
   Prediction p;
   p.model = model_name;
   p.dtype = dtype;
-  p.weight_bytes_per_token = weight_bytes_per_token;
-  p.flops_per_token = flops_per_token;
+  p.ctx = ctx;
+  for (const UnitCost& u : units) {
+    p.weight_bytes_per_token += u.weight_bytes_read_per_token;
+    p.flops_per_token += u.flops_per_token;
+  }
   const Figure* mem = &profile.memory.read_gb_per_s.threads_all;
   if (!mem->available()) mem = &profile.memory.triad_gb_per_s.threads_all;
-  const Figure* gemv = threads_all(profile.compute.gemv_gflops, dtype);
   const Figure* gemm = threads_all(profile.compute.gemm_gflops, dtype);
-  const bool have_mem = mem->available() && *mem->value > 0;
-  const bool have_gemv = gemv != nullptr && gemv->available() && *gemv->value > 0;
-  const bool have_gemm = gemm != nullptr && gemm->available() && *gemm->value > 0;
 
-  if (have_mem && have_gemv) {
-    const RooflineResult r = roofline({weight_bytes_per_token, flops_per_token, *mem->value,
-                                       *gemv->value, have_gemm ? *gemm->value : 1.0});
-    p.decode_bound = r.decode_memory_bound ? "memory" : "compute";
-    p.decode_tok_per_s = derived_figure(
-        r.decode_tok_per_s, "tok/s",
-        "min(" + fmt(*mem->value) + " GB/s / " + fmt(weight_bytes_per_token) + " B, " +
-            fmt(*gemv->value) + " GFLOP/s / " + fmt(flops_per_token) + " FLOP) per token");
-  } else {
-    p.decode_tok_per_s = have_mem ? missing("tok/s", gemv, dtype + " gemv threads_all figure")
-                                  : missing("tok/s", mem, "memory bandwidth figure");
-  }
-  if (have_gemm) {
+  // Decode: the planner's roofline per unit, summed (roofline.h).
+  const auto decode = [&]() -> Figure {
+    if (!usable(mem)) return missing("tok/s", mem, "memory bandwidth figure");
+    const double bw = *mem->value * 1e9;
+    double compute_s = 0;  // the units where the GEMV term won
+    double memory_s = 0;   // the units where the bytes term won
+    double attn_flops = 0;
+    double kv_bytes = 0;
+    int shaped = 0;  // matrices timed with a GEMV run of their own shape
+    for (const UnitCost& u : units) {
+      const double flops = u.flops_per_token + u.attn_flops_per_token_per_ctx * ctx;
+      const double bytes = u.weight_bytes_read_per_token + u.kv_bytes_per_token * ctx;
+      attn_flops += u.attn_flops_per_token_per_ctx * ctx;
+      kv_bytes += u.kv_bytes_per_token * ctx;
+      double gemv_s = 0;
+      if (!u.matrices.empty()) {
+        for (const MatrixCost& m : u.matrices) {
+          const Figure* rate = gemv_run(profile.compute, m);
+          if (rate != nullptr) ++shaped;
+          if (rate == nullptr) rate = threads_all(profile.compute.gemv_gflops, m.type);
+          if (!usable(rate)) return missing("tok/s", rate, m.type + " gemv threads_all figure");
+          gemv_s += 2.0 * static_cast<double>(m.rows * m.cols) / (*rate->value * 1e9);
+        }
+        const Figure* attn = threads_all(profile.compute.gemv_gflops, u.matrices[0].type);
+        if (!usable(attn)) {
+          return missing("tok/s", attn, u.matrices[0].type + " gemv threads_all figure");
+        }
+        gemv_s += u.attn_flops_per_token_per_ctx * ctx / (*attn->value * 1e9);
+      } else {
+        double elements = 0;
+        for (const auto& [type, b] : u.weight_bytes_by_type) {
+          elements += b * elements_per_byte(type);
+        }
+        std::map<std::string, double> shares;
+        if (elements > 0) {
+          for (const auto& [type, b] : u.weight_bytes_by_type) {
+            shares[type] = b * elements_per_byte(type) / elements;
+          }
+        } else {
+          shares["f32"] = 1;
+        }
+        for (const auto& [type, share] : shares) {
+          const Figure* gemv = threads_all(profile.compute.gemv_gflops, type);
+          if (!usable(gemv)) return missing("tok/s", gemv, type + " gemv threads_all figure");
+          gemv_s += share * flops / (*gemv->value * 1e9);
+        }
+      }
+      const double bytes_s = bytes / bw;
+      (gemv_s >= bytes_s ? compute_s : memory_s) += std::max(gemv_s, bytes_s);
+    }
+    const double total_s = compute_s + memory_s;
+    if (total_s <= 0) return missing("tok/s", nullptr, "cost for a model without work");
+    p.decode_bound = compute_s >= memory_s ? "compute" : "memory";
+    const Figure* main_gemv = threads_all(profile.compute.gemv_gflops, dtype);
+    return derived_figure(
+        1.0 / total_s, "tok/s",
+        "1 / sum over " + std::to_string(units.size()) +
+            " units of max(FLOPs / gemv GFLOP/s of their types, bytes / " + fmt(*mem->value) +
+            " GB/s) at ctx " + std::to_string(ctx) + ": " + fmt(p.flops_per_token) +
+            " matmul FLOP + " + fmt(attn_flops) + " attention FLOP" +
+            (usable(main_gemv) ? " (" + dtype + " gemv " + fmt(*main_gemv->value) + " GFLOP/s)"
+                               : "") +
+            ", " + fmt(p.weight_bytes_per_token) + " weight B + " + fmt(kv_bytes) + " KV B; " +
+            std::to_string(shaped) + " matrices at the GEMV rate of their own shape; " +
+            fmt(compute_s * 1e3) + " ms GEMV-bound + " + fmt(memory_s * 1e3) +
+            " ms bandwidth-bound per token");
+  };
+  p.decode_tok_per_s = decode();
+
+  if (usable(gemm) && p.flops_per_token > 0) {
     p.prefill_tok_per_s = derived_figure(
-        *gemm->value * 1e9 / flops_per_token, "tok/s",
-        fmt(*gemm->value) + " GFLOP/s / " + fmt(flops_per_token) + " FLOP per token");
+        *gemm->value * 1e9 / p.flops_per_token, "tok/s",
+        fmt(*gemm->value) + " GFLOP/s / " + fmt(p.flops_per_token) + " FLOP per token");
   } else {
     p.prefill_tok_per_s = missing("tok/s", gemm, dtype + " gemm threads_all figure");
   }

@@ -130,9 +130,9 @@ std::string profile_summary(const Profile& p) {
   }
   if (p.derived) {
     const Prediction& r = *p.derived;
-    o << "predict  " << r.model << " (" << r.dtype << "): decode " << fig(r.decode_tok_per_s)
-      << " (" << (r.decode_bound.empty() ? "?" : r.decode_bound) << "-bound), prefill "
-      << fig(r.prefill_tok_per_s) << ", " << fig(r.joules_per_token) << "\n";
+    o << "predict  " << r.model << " (" << r.dtype << "): decode at ctx " << r.ctx << " "
+      << fig(r.decode_tok_per_s) << " (" << (r.decode_bound.empty() ? "?" : r.decode_bound)
+      << "-bound), prefill " << fig(r.prefill_tok_per_s) << ", " << fig(r.joules_per_token) << "\n";
   }
   for (const auto& n : p.notes) o << "note     " << n << "\n";
   return o.str();

@@ -86,6 +86,11 @@ void add_profile_command(CLI::App& root, Action& action) {
   cmd->add_option("--model", args->options.model_path,
                   "A GGUF model: predict its decode and prefill tok/s from the measured figures")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--ctx", args->options.predict_ctx,
+                  "Cached positions (context length) the --model decode prediction assumes; "
+                  "`strata generate --prompt-len 128 -n 64` decodes at 160 on average")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
+      ->capture_default_str();
   cmd->add_option("--name", args->options.name, "Profile name (default: the host name)");
   cmd->add_option("-o,--output", args->output, "Write the profile JSON to FILE");
   cmd->add_flag("--json", args->json, "Print the profile JSON on stdout instead of the summary");

@@ -48,6 +48,29 @@ TEST(Compute, EveryTypeOpAndThreadCountIsMeasuredWithTheEnginesKernels) {
   }
 }
 
+TEST(Compute, ModelShapesAreAppendedAsAllThreadGemvRuns) {
+  Compute c;
+  ComputeOptions o = tiny(2);
+  o.reps = 3;
+  int steps = 0;
+  probe_gemv_shapes({{model::DType::kQ4_0, 96, 64}, {model::DType::kF16, 32, 128}}, o, c,
+                    [&](const std::string&) { ++steps; });
+  EXPECT_EQ(steps, 2);
+  ASSERT_EQ(c.runs.size(), 2u);
+  const ComputeRun& r = c.runs[0];
+  EXPECT_EQ(r.op, "gemv");
+  EXPECT_EQ(r.dtype, "q4_0");
+  EXPECT_EQ(r.rows, 96);
+  EXPECT_EQ(r.cols, 64);
+  EXPECT_EQ(r.n_tokens, 1);
+  EXPECT_EQ(r.threads, 2);
+  ASSERT_TRUE(r.gflops.available());
+  EXPECT_EQ(r.gflops.stats->n, 3);
+  EXPECT_EQ(*r.gflops.value, r.gflops.stats->p90);  // a peak rate
+  EXPECT_EQ(c.runs[1].dtype, "f16");
+  EXPECT_TRUE(c.gemv_gflops.empty());  // the planner's figures are probe_compute's alone
+}
+
 TEST(Compute, OneThreadMachineMeasuresOnce) {
   Compute c;
   probe_compute(tiny(1), c, nullptr);
@@ -67,8 +90,7 @@ TEST(Compute, MatmulLoadCountsTwoFlopsPerMultiplyAdd) {
 TEST(Compute, PoolHoldsWholeCopiesOfTheWeights) {
   // 64 rows of 256 q8_0 elements: 64 x 8 blocks x 34 B = 17408 B; 100000 B need 6 copies.
   MatmulLoad load(model::DType::kQ8_0, 64, 256, 1, 1, 100000);
-  EXPECT_NE(load.describe().find("cycled through 6 copies"), std::string::npos)
-      << load.describe();
+  EXPECT_NE(load.describe().find("cycled through 6 copies"), std::string::npos) << load.describe();
   for (int i = 0; i < 13; ++i) EXPECT_GT(load.run_once(), 0);  // wraps around the copies
 }
 

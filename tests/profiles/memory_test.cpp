@@ -53,15 +53,17 @@ TEST(MemoryCapacity, UnreadableMeminfoIsUnavailableWithTheReason) {
   EXPECT_EQ(m.total_bytes.reason, Reason::kPermissionDenied);
 }
 
-TEST(MemoryBandwidth, ArraysAreFourTimesTheLastLevelCache) {
+TEST(MemoryBandwidth, ArraysAreSixteenTimesTheLastLevelCacheAndAtLeast512MiB) {
   Device d;
   d.caches["l2_bytes"] = read_figure(1 << 20, "bytes", "x");
   d.caches["l3_bytes"] = read_figure(32 << 20, "bytes", "x");
   Memory cap;
   cap.available_bytes = read_figure(16.0 * (1 << 30), "bytes", "x");
-  EXPECT_EQ(bandwidth_array_bytes(d, cap), int64_t{128} << 20);
-  cap.available_bytes = read_figure(512.0 * (1 << 20), "bytes", "x");  // a small board
-  EXPECT_EQ(bandwidth_array_bytes(d, cap), int64_t{64} << 20);
+  EXPECT_EQ(bandwidth_array_bytes(d, cap), int64_t{512} << 20);
+  d.caches["l3_bytes"] = read_figure(64 << 20, "bytes", "x");
+  EXPECT_EQ(bandwidth_array_bytes(d, cap), int64_t{1} << 30);
+  cap.available_bytes = read_figure(2.0 * (1 << 30), "bytes", "x");  // a small board
+  EXPECT_EQ(bandwidth_array_bytes(d, cap), int64_t{256} << 20);
 }
 
 TEST(MemoryBandwidth, EveryFigureIsMeasuredWithStats) {
@@ -72,7 +74,7 @@ TEST(MemoryBandwidth, EveryFigureIsMeasuredWithStats) {
   Memory m;
   int steps = 0;
   probe_memory_bandwidth(opt, m, [&](const std::string&) { ++steps; });
-  EXPECT_EQ(steps, 6);  // 3 kernels x {1, all} threads
+  EXPECT_EQ(steps, 2);  // the 3 kernels in turn, with {1, all} threads
   EXPECT_EQ(m.array_bytes, 8 << 20);
   for (const ThreadFigures* tf : {&m.read_gb_per_s, &m.copy_gb_per_s, &m.triad_gb_per_s}) {
     for (const Figure* f : {&tf->threads_1, &tf->threads_all}) {
@@ -84,9 +86,22 @@ TEST(MemoryBandwidth, EveryFigureIsMeasuredWithStats) {
       EXPECT_EQ(f->stats->n, 3);
       EXPECT_LE(f->stats->p10, f->stats->median);
       EXPECT_LE(f->stats->median, f->stats->p90);
+      EXPECT_EQ(*f->value, f->stats->p90);  // a peak rate: interference only slows reps
     }
   }
   EXPECT_NE(m.triad_gb_per_s.threads_all.source.find("2 threads"), std::string::npos);
+  EXPECT_NE(m.triad_gb_per_s.threads_all.source.find("8 regions of 1.00 MiB"), std::string::npos);
+}
+
+TEST(MemoryBandwidth, ArrayBytesAreWholeRegions) {
+  BandwidthOptions opt;
+  opt.array_bytes = (3 << 20) + 16;  // two doubles more than 3 regions of 1 MiB
+  opt.regions = 3;
+  opt.reps = 1;
+  Memory m;
+  probe_memory_bandwidth(opt, m, nullptr);
+  EXPECT_EQ(m.array_bytes, 3 << 20);
+  EXPECT_NE(m.read_gb_per_s.threads_1.source.find("3 regions of 1.00 MiB"), std::string::npos);
 }
 
 TEST(MemoryBandwidth, PinningEndsWithTheProbe) {

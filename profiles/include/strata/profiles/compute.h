@@ -25,7 +25,8 @@ struct ComputeOptions {
   // last-level cache) so that every call reads them from memory, as decode does; 0 keeps one
   // copy, which a cache can hold. GEMM reuses each weight for every token and keeps one copy.
   int64_t gemv_pool_bytes = 0;
-  int reps = 5;               // timed repetitions after a warm-up, each at least rep_seconds
+  int reps = 5;               // GEMV: timed repetitions after a warm-up, each >= rep_seconds
+  int gemm_reps = 5;          // GEMM: the same (one GEMM call alone can last 50 ms)
   double rep_seconds = 0.02;  // calls are batched until one repetition lasts this long
   int threads_all = 1;
   std::vector<model::DType> dtypes = {model::DType::kF32, model::DType::kF16, model::DType::kBF16,
@@ -33,9 +34,23 @@ struct ComputeOptions {
 };
 
 // Fills out.gemv_gflops / gemm_gflops (by dtype name), threads_all, kernel_isa and runs.
-// GFLOP/s count 2 FLOPs per multiply-add. Allocates the weights (and GEMV copies) of one shape
+// GFLOP/s count 2 FLOPs per multiply-add; each figure is the p90 of its repetitions
+// (measured_rate_figure). Allocates the weights (and GEMV copies) of one shape
 // and type at a time. Never fails.
 void probe_compute(const ComputeOptions& opt, Compute& out, const Progress& progress);
+
+struct GemvShape {
+  model::DType type = model::DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+// Appends to out.runs one all-thread (opt.threads_all) GEMV run per shape, timed as
+// probe_compute times its GEMVs (opt.reps, opt.rep_seconds, weights cycled through
+// opt.gemv_pool_bytes). For a model's own matrix shapes, so that its decode prediction uses
+// the rate of each matrix it multiplies by. Never fails.
+void probe_gemv_shapes(const std::vector<GemvShape>& shapes, const ComputeOptions& opt,
+                       Compute& out, const Progress& progress);
 
 // A matrix product to run back to back (the compute probe's and the sustained-load probe's
 // work): owns its weights, activations and thread pool. With `pool_bytes` > 0 it holds enough

@@ -36,16 +36,20 @@ void probe_memory_capacity(SysTree& sys, Memory& out);
 
 struct BandwidthOptions {
   int64_t array_bytes = 256 << 20;  // each of the three arrays
-  int reps = 7;                     // timed repetitions after one warm-up
+  int regions = 8;                  // each repetition sweeps one region of array_bytes / regions
+  int reps = 7;                     // timed repetitions of each loop after one warm-up round
   int threads_all = 1;
 };
 
 // read / copy / triad GB/s (10^9 B/s; read counts 8 B, copy 16 B, triad 24 B per element,
-// as STREAM does), with 1 thread and with opt.threads_all threads. Allocates 3 x array_bytes.
+// as STREAM does), with 1 thread and with opt.threads_all threads (pinned one per CPU). The
+// three loops take turns rep by rep; each figure's value is the p90 of its reps
+// (measured_rate_figure). Allocates 3 x array_bytes.
 void probe_memory_bandwidth(const BandwidthOptions& opt, Memory& out, const Progress& progress);
 
-// The array size for probe_memory_bandwidth: 4x the largest cache in `device` (32 MiB when
-// none is known), no more than an eighth of the available memory.
+// The array size for probe_memory_bandwidth (and the compute probe's GEMV weight pool): 16x
+// the largest cache in `device` and at least 512 MiB, no more than an eighth of the available
+// memory.
 int64_t bandwidth_array_bytes(const Device& device, const Memory& capacity);
 
 // ---- storage (storage.cpp) ----

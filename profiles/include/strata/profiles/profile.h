@@ -78,6 +78,13 @@ Stats summarize(std::vector<double> samples);
 // A measured figure from repeated samples: value is the median, stats hold median/p10/p90/n.
 // `samples` must not be empty (checked).
 Figure measured_figure(const std::vector<double>& samples, std::string unit, std::string source);
+// A measured peak rate (GB/s, GFLOP/s) from repeated samples: value is their p90, stats as
+// above. On a shared machine another process can only slow a repetition down (it takes the
+// CPU or the memory bus), never speed it up, so the upper tail of many short repetitions is
+// the device's own rate while the median follows the load of the moment; p90 rather than the
+// maximum so that one odd repetition cannot set the figure. `samples` must not be empty.
+Figure measured_rate_figure(const std::vector<double>& samples, std::string unit,
+                            std::string source);
 // A figure read once from the OS (a file, an API): measured, n = 1.
 Figure read_figure(double value, std::string unit, std::string source);
 // A figure computed from other figures (provenance derived), or taken from a public document
@@ -420,12 +427,13 @@ struct Power {
   }
 };
 
-// The roofline prediction for one model (`--model FILE.gguf`).
+// The roofline prediction for one model (`--model FILE.gguf`); roofline.h has the formula.
 struct Prediction {
   std::string model;
   std::string dtype;  // the model's main weight type, whose compute figures were used
-  double weight_bytes_per_token = 0;
-  double flops_per_token = 0;
+  double weight_bytes_per_token = 0;  // weights read per decoded token, all units
+  double flops_per_token = 0;         // matmul FLOPs per token, without attention
+  int64_t ctx = 0;                    // cached positions the decode prediction assumes
   Figure decode_tok_per_s;
   Figure prefill_tok_per_s;
   std::string decode_bound;  // "memory" or "compute"
@@ -439,6 +447,7 @@ struct Prediction {
     f("dtype", s.dtype);
     f("weight_bytes_per_token", s.weight_bytes_per_token);
     f("flops_per_token", s.flops_per_token);
+    f("ctx", s.ctx);
     f("decode_tok_per_s", s.decode_tok_per_s);
     f("prefill_tok_per_s", s.prefill_tok_per_s);
     f("decode_bound", s.decode_bound);

@@ -14,9 +14,10 @@ struct ProfileOptions {
   std::string storage_path;  // empty: the model's folder with --model, else "."
   double sustain_s = -1;     // sustained-load probe length; < 0: 30 s (3 s with quick)
   std::string sysfs_root = "/";
-  std::string model_path;  // a GGUF to predict decode / prefill tok/s for; may be empty
-  std::string name;        // profile name; empty: the host name
-  std::string generator;   // the command line, recorded in the profile
+  std::string model_path;     // a GGUF to predict decode / prefill tok/s for; may be empty
+  int64_t predict_ctx = 256;  // cached positions the decode prediction assumes (>= 0)
+  std::string name;           // profile name; empty: the host name
+  std::string generator;      // the command line, recorded in the profile
 };
 
 // Runs every probe. Figures a probe cannot obtain are unavailable with the reason; the call
