@@ -1,4 +1,8 @@
 #include <algorithm>
+#include <cmath>
+#include <iterator>
+
+#include "strata/base/status.h"
 
 #include "search_internal.h"
 
@@ -75,6 +79,54 @@ bool DominanceIndex::covers(const Objectives& o, int32_t* hint) const {
     stack[depth++] = node.left;
   }
   return false;
+}
+
+void Skyline3::reset(std::vector<double>* ms) {
+  std::sort(ms->begin(), ms->end());
+  ms->erase(std::unique(ms->begin(), ms->end()), ms->end());
+  ms_.swap(*ms);
+  if (nodes_.size() < ms_.size() + 1) nodes_.resize(ms_.size() + 1);
+  for (size_t i = 1; i <= ms_.size(); ++i) nodes_[i].clear();
+}
+
+size_t Skyline3::rank(double m) const {
+  return static_cast<size_t>(std::upper_bound(ms_.begin(), ms_.end(), m) - ms_.begin());
+}
+
+bool Skyline3::covered(double b, double e, double m) const {
+  for (size_t i = rank(m); i > 0; i &= i - 1) {
+    const auto& stair = nodes_[i];
+    // The last step with b' <= b has the least e' of all such steps.
+    auto it =
+        std::upper_bound(stair.begin(), stair.end(), b,
+                         [](double v, const std::pair<double, double>& s) { return v < s.first; });
+    if (it != stair.begin() && std::prev(it)->second <= e) return true;
+  }
+  return false;
+}
+
+void Skyline3::insert(double b, double e, double m) {
+  const size_t r = rank(m);
+  STRATA_CHECK(r > 0 && ms_[r - 1] == m);
+  for (size_t i = r; i <= ms_.size(); i += i & (~i + 1)) {
+    auto& stair = nodes_[i];
+    auto it =
+        std::upper_bound(stair.begin(), stair.end(), b,
+                         [](double v, const std::pair<double, double>& s) { return v < s.first; });
+    if (it != stair.begin() && std::prev(it)->second <= e) continue;  // already covered here
+    // Steps from `it` on with e' >= e are covered by the new one (their b' > b).
+    auto end = it;
+    while (end != stair.end() && end->second >= e) ++end;
+    if (it != stair.begin() && std::prev(it)->first == b) {
+      --it;  // same b, larger e: replace it
+    }
+    if (it == end) {
+      stair.insert(it, {b, e});
+    } else {
+      *it = {b, e};
+      stair.erase(it + 1, end);
+    }
+  }
 }
 
 }  // namespace strata::partitioner::internal

@@ -50,6 +50,11 @@ std::array<double, 4> to_array(const Partial& p) {
 
 enum class Mode { kBeam, kExact };
 
+// Candidate sets above this size are filtered with a Skyline3 rather than a linear scan.
+constexpr size_t kSkylineFrom = 64;
+// How many of the latest kept labels cross_filter tries against each label.
+constexpr size_t kCrossScan = 48;
+
 // A set the programme fills in one task: a state (c, S, j) or an open set (c, S, j).
 struct Task {
   uint32_t mask;
@@ -63,18 +68,39 @@ struct TaskOutput {
   int64_t candidates = 0;
 };
 
+// What the completions of one set's prefixes that use exactly the devices G can reach
+// (search_completion.cpp), with the idle watts of every device of such a plan.
+struct Part {
+  internal::Completions::Best best;
+  double idle_watts = 0;
+};
+
 // Scratch of one thread. The hints only speed up the incumbent test; they never change it.
 struct Worker {
   std::vector<Label> cand;
   std::vector<std::array<double, 3>> kept;
+  internal::Skyline3 sky;
+  std::vector<double> ms;
   int k_hint = 1;
   int32_t hit = 0;
+  // The current set's parts (one per device set a completion may use) and the least of each
+  // objective over them; `parts_on` is false when the completion table is not built.
+  bool parts_on = false;
+  std::vector<Part> parts;
+  internal::Completions::Best floor;
+  Part floor_part;  // the floor with the least idle watts of any part
+  size_t part_hint = 0;
 };
 
 class Search {
  public:
-  Search(const CostModel& model, const SearchOptions& options, const Bounds& bounds)
-      : m_(model), options_(options), bounds_(bounds), use_energy_(model.energy_in_dominance()) {
+  Search(const CostModel& model, const SearchOptions& options, const Bounds& bounds,
+         const internal::Completions& completions)
+      : m_(model),
+        options_(options),
+        bounds_(bounds),
+        completions_(completions),
+        use_energy_(model.energy_in_dominance()) {
     const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
     threads_ = options.threads > 0 ? options.threads : static_cast<int>(hw);
   }
@@ -87,6 +113,8 @@ class Search {
   void keep(Mode mode, Worker& w, std::vector<Label>* out) const;
   void keep_pareto(Worker& w, std::vector<Label>* out) const;
   void keep_beam(Worker& w, std::vector<Label>* out) const;
+  bool prepare(Worker& w, uint32_t used, int c, int from, int first) const;
+  void raise_floors(const Worker& w, Partial* p) const;
   bool beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const;
   int64_t cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
                        std::vector<Range>* state_ranges) const;
@@ -99,6 +127,7 @@ class Search {
   const CostModel& m_;
   const SearchOptions& options_;
   const Bounds& bounds_;
+  const internal::Completions& completions_;
   const bool use_energy_;
   int threads_ = 1;
   internal::DominanceIndex incumbents_;
@@ -120,7 +149,78 @@ void Search::for_each_task(size_t n_tasks, Fn&& fn) {
   for (auto& t : pool) t.join();
 }
 
+// Collects the parts of a set whose prefixes used the devices `used` and go on at unit c:
+// after a stage on `from` (first = -1) the completion crosses a link into a free device;
+// in an open set (from = -1) its first stage is on `first`, already in `used`. Returns false
+// when no completion is possible at all.
+bool Search::prepare(Worker& w, uint32_t used, int c, int from, int first) const {
+  w.parts_on = completions_.enabled();
+  if (!w.parts_on) return true;
+  w.parts.clear();
+  w.part_hint = 0;
+  w.floor = {};
+  const uint32_t full = (uint32_t{1} << m_.n_devices()) - 1;
+  const uint32_t free = full & ~used;
+  const int left = m_.n_units() - c;
+  // Every subset g of the free devices, the empty one too when the first device is fixed.
+  for (uint32_t g = free;; g = (g - 1) & free) {
+    const uint32_t devices = from >= 0 ? g : (g | 1U << first);
+    if (devices != 0 && std::popcount(devices) <= left) {
+      const internal::Completions::Best b = from >= 0 ? completions_.after(c, devices, from)
+                                                      : completions_.first_on(c, devices, first);
+      if (b.possible()) {
+        w.parts.push_back({b, idle_of(used | devices)});
+        w.floor.latency_s = std::min(w.floor.latency_s, b.latency_s);
+        w.floor.energy_dyn_j = std::min(w.floor.energy_dyn_j, b.energy_dyn_j);
+        w.floor.bottleneck_s = std::min(w.floor.bottleneck_s, b.bottleneck_s);
+        w.floor.mem_pressure = std::min(w.floor.mem_pressure, b.mem_pressure);
+      }
+    }
+    if (g == 0) break;
+  }
+  w.floor_part = {w.floor, INFINITY};
+  for (const Part& part : w.parts) {
+    w.floor_part.idle_watts = std::min(w.floor_part.idle_watts, part.idle_watts);
+  }
+  return !w.parts.empty();
+}
+
+// As Bounds::clamp, with the exact least bottleneck and pressure of any completion.
+void Search::raise_floors(const Worker& w, Partial* p) const {
+  if (!w.parts_on) return;
+  const double n_seq = static_cast<double>(m_.settings().sequences);
+  const double latency_s = (p->latency_s + w.floor.latency_s) * (1 - 1e-9);
+  p->bottleneck_s = std::max({p->bottleneck_s, latency_s / n_seq, w.floor.bottleneck_s});
+  p->mem_pressure = std::max(p->mem_pressure, w.floor.mem_pressure);
+}
+
 bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const {
+  if (w.parts_on) {
+    if (incumbents_.empty()) return false;
+    const double n_seq = static_cast<double>(m_.settings().sequences);
+    const size_t n_parts = w.parts.size();
+    // Part n_parts is the floor: no worse than any part, so when an incumbent covers it,
+    // it covers them all.
+    for (size_t t = 0; t <= n_parts; ++t) {
+      const size_t i = t == 0 ? n_parts : (w.part_hint + t - 1) % n_parts;
+      const Part& part = i == n_parts ? w.floor_part : w.parts[i];
+      Objectives lb;
+      lb.latency_s = (p.latency_s + part.best.latency_s) * (1 - 1e-9);
+      lb.period_s = std::max({lb.latency_s / n_seq, p.bottleneck_s, part.best.bottleneck_s});
+      lb.energy_j =
+          use_energy_ ? (p.energy_dyn_j + part.best.energy_dyn_j + part.idle_watts * lb.period_s) *
+                            (1 - 1e-9)
+                      : 0.0;
+      lb.mem_pressure = std::max(p.mem_pressure, part.best.mem_pressure);
+      if (!incumbents_.covers(lb, &w.hit)) {
+        if (i == n_parts) continue;
+        w.part_hint = i;
+        return false;
+      }
+      if (i == n_parts) return true;
+    }
+    return true;
+  }
   if (incumbents_.empty() || r.k_max < 1) return false;
   // A prefix usually survives for the same k as the one before it: try that k first.
   const int first = std::min(w.k_hint, r.k_max);
@@ -204,7 +304,10 @@ int64_t Search::cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
   std::vector<uint32_t> drop;
   for (const Entry& x : entries) {
     bool dropped = false;
-    for (auto it = kept.rbegin(); it != kept.rend() && !dropped; ++it) dropped = beats(**it, x);
+    // Only the nearest kept labels in the order are tried: a cut that keeps the scan linear
+    // in the set's size and only ever keeps more labels (each is still a valid prefix).
+    const size_t scan = std::min(kept.size(), kCrossScan);
+    for (size_t s = 1; s <= scan && !dropped; ++s) dropped = beats(*kept[kept.size() - s], x);
     if (dropped) {
       drop.push_back(x.index);
     } else {
@@ -235,8 +338,23 @@ void Search::keep_pareto(Worker& w, std::vector<Label>* out) const {
     if (e && a.v[2] != b.v[2]) return a.v[2] < b.v[2];
     return a.v[3] < b.v[3];
   });
-  w.kept.clear();
   const double f = 1.0 + options_.epsilon;
+  if (w.cand.size() > kSkylineFrom) {
+    // Large sets: ask the skyline instead of scanning every kept label.
+    w.ms.clear();
+    for (const Label& x : w.cand) {
+      w.ms.push_back(x.v[3]);
+      w.ms.push_back(x.v[3] * f);
+    }
+    w.sky.reset(&w.ms);
+    for (const Label& x : w.cand) {
+      if (w.sky.covered(x.v[1] * f, e ? x.v[2] * f : 0.0, x.v[3] * f)) continue;
+      w.sky.insert(x.v[1], e ? x.v[2] : 0.0, x.v[3]);
+      out->push_back(x);
+    }
+    return;
+  }
+  w.kept.clear();
   for (const Label& x : w.cand) {
     const double xb = x.v[1] * f, xe = e ? x.v[2] * f : 0.0, xm = x.v[3] * f;
     bool dominated = false;
@@ -324,8 +442,10 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
     if (m_.interchangeable_below(j) != 0) continue;  // its class starts with a lower index
     Partial p = m_.start(j);
     const Rest r = bounds_.rest(full, 0, -1);
+    if (!r.possible || !prepare(workers_[0], 1U << j, 0, -1, j)) continue;
     bounds_.clamp(&p, r);
-    if (!r.possible || (prune && beaten(workers_[0], p, r, idle_of(1U << j)))) continue;
+    raise_floors(workers_[0], &p);
+    if (prune && beaten(workers_[0], p, r, idle_of(1U << j))) continue;
     open_ranges[open_at(0, 1U << j, j)] = {static_cast<uint32_t>(opens.size()), 1};
     opens.push_back({to_array(p), -1, 0, static_cast<int16_t>(j)});
   }
@@ -355,7 +475,7 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
       Rest r;
       if (c < n) {
         r = bounds_.rest(full & ~mask, c, j);
-        if (!r.possible) return;
+        if (!r.possible || !prepare(w, mask, c, j, -1)) return;
       }
       w.cand.clear();
       for (int b = k - 1; b < c; ++b) {
@@ -365,6 +485,7 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
           Partial q = m_.add_stage(to_partial(opens[o]), j, b, c);
           if (c < n) {
             bounds_.clamp(&q, r);
+            raise_floors(w, &q);
             if (prune && beaten(w, q, r, idle)) continue;
           }
           w.cand.push_back(
@@ -453,7 +574,7 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
         any = state_ranges[prev * ud + static_cast<size_t>(i)].count > 0;
       if (!any) return;
       const Rest r = bounds_.rest((full & ~mask) | 1U << j, c, -1);
-      if (!r.possible) return;
+      if (!r.possible || !prepare(w, mask, c, -1, j)) return;
       const double idle = idle_of(mask);
       w.cand.clear();
       for (int i = 0; i < d; ++i) {
@@ -461,6 +582,7 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
         for (uint32_t l = range.offset; l < range.offset + range.count; ++l) {
           Partial q = m_.add_link(to_partial(labels[l]), i, j, c);
           bounds_.clamp(&q, r);
+          raise_floors(w, &q);
           if (prune && beaten(w, q, r, idle)) continue;
           w.cand.push_back({to_array(q), static_cast<int32_t>(l), 0, 0});
         }
@@ -504,7 +626,8 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
 Result<Front> search_front(const CostModel& model, const SearchOptions& options) {
   const double t0 = now_s();
   const Bounds bounds(model);
-  Search search(model, options, bounds);
+  const internal::Completions completions(model);
+  Search search(model, options, bounds, completions);
   Front front;
   front.exact = options.epsilon <= 0;
   STRATA_ASSIGN_OR_RETURN(std::vector<PlanPoint> beam, search.run(Mode::kBeam, {}, &front.stats));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -42,6 +43,23 @@ class DominanceIndex {
   int32_t build(int32_t begin, int32_t end);
   std::vector<Vec> points_;
   std::vector<Node> nodes_;
+};
+
+// Points (b, e, m) inserted one by one, answering "is some inserted point <= x in all
+// three?" in O(log^2): a Fenwick tree over the ranks of m whose nodes keep the staircase of
+// their points in (b, e) (b ascending, e descending). The m values of every point that will
+// be inserted or asked about are given up front, to rank them.
+class Skyline3 {
+ public:
+  // `ms`: every m that insert or covered will see (any order, repeats allowed).
+  void reset(std::vector<double>* ms);
+  bool covered(double b, double e, double m) const;
+  void insert(double b, double e, double m);
+
+ private:
+  size_t rank(double m) const;  // 1-based: how many distinct m are <= m
+  std::vector<double> ms_;      // distinct, ascending
+  std::vector<std::vector<std::pair<double, double>>> nodes_;  // [1 .. ms_.size()]
 };
 
 // What any completion adds to a prefix whose remaining units [c, n) all go to devices of a
@@ -105,6 +123,44 @@ class Bounds {
     return rate_[static_cast<size_t>(f) * static_cast<size_t>(n_ + 1) + static_cast<size_t>(c)];
   }
   std::vector<double> need_;  // [c]
+};
+
+// The least latency, dynamic energy, bottleneck and memory pressure that a completion can
+// reach, each minimised on its own, by the exact backward programme over (first unit c,
+// device set G the completion uses, device f of its first stage). A partial plan whose
+// remaining units [c, n) go to exactly the devices G is then bounded per G rather than by
+// relaxations; split over every G a completion may use, the bound stays valid for all of
+// them (docs/COST_MODEL.md, "Exact completion bounds"). Built only when the table fits
+// (kMaxEntries); every value is shrunk by a relative 1e-9 against rounding, as in Bounds.
+class Completions {
+ public:
+  struct Best {
+    double latency_s = INFINITY;  // from the first stage's start to the coordinator
+    double energy_dyn_j = INFINITY;
+    double bottleneck_s = INFINITY;
+    double mem_pressure = INFINITY;
+    bool possible() const { return latency_s < INFINITY; }
+  };
+  static constexpr int64_t kMaxEntries = int64_t{1} << 21;
+
+  explicit Completions(const CostModel& model);
+  bool enabled() const { return enabled_; }
+  // Completions of [c, n) using exactly `g`, whose first stage runs on `f` (f in g).
+  const Best& first_on(int c, uint32_t g, int f) const { return best_[at(c, g, f)]; }
+  // The same after a prefix ending on `from` (not in g): the link from -> first device is
+  // included, minimised over the first device.
+  Best after(int c, uint32_t g, int from) const;
+
+ private:
+  size_t at(int c, uint32_t g, int f) const {
+    return (static_cast<size_t>(c) * n_masks_ + g) * static_cast<size_t>(d_) +
+           static_cast<size_t>(f);
+  }
+  const CostModel& m_;
+  int n_ = 0, d_ = 0;
+  size_t n_masks_ = 0;
+  bool enabled_ = false;
+  std::vector<Best> best_;  // [c][g][f]
 };
 
 }  // namespace strata::partitioner::internal

@@ -64,6 +64,79 @@ TEST(Search, EqualsBruteForceOnEightUnitsAndFourDevices) {
   EXPECT_GT(points, 2000u);  // fronts of many points, not a handful of trivial ones
 }
 
+// Front equality on the kinds of instance the exact bounds treat specially: more devices
+// (more device sets to split completions over), copies of one device (the symmetry
+// reduction), no power figures (energy out of dominance) and budgets that hold only a few
+// units per device (memory bounds and infeasible sets).
+void expect_equal_to_brute_force(const testing::RandomInstanceOptions& opt, uint64_t first,
+                                 uint64_t last, size_t min_points) {
+  size_t points = 0;
+  for (uint64_t seed = first; seed <= last; ++seed) {
+    const CostModel model = testing::random_instance(seed, opt);
+    const Front brute = enumerate_front(model);
+    auto dp = search_front(model);
+    ASSERT_TRUE(dp.ok()) << dp.status().to_string();
+    ASSERT_EQ(vectors(*dp), vectors(brute)) << "seed " << seed << ": " << model.n_units()
+                                            << " units, " << model.n_devices() << " devices";
+    points += brute.plans.size();
+  }
+  EXPECT_GE(points, min_points);
+}
+
+TEST(Search, EqualsBruteForceOnSixDevices) {
+  testing::RandomInstanceOptions opt;
+  opt.min_units = 7;
+  opt.max_units = 10;
+  opt.min_devices = opt.max_devices = 6;
+  expect_equal_to_brute_force(opt, 7001, 7030, 300);
+}
+
+TEST(Search, EqualsBruteForceOnIdenticalDevices) {
+  testing::RandomInstanceOptions opt;
+  opt.min_units = 6;
+  opt.max_units = 12;
+  opt.min_devices = 2;
+  opt.max_devices = 5;
+  opt.all_copies = true;
+  for (uint64_t seed = 7101; seed <= 7103; ++seed) {
+    const CostModel model = testing::random_instance(seed, opt);
+    for (int j = 1; j < model.n_devices(); ++j) {
+      ASSERT_NE(model.interchangeable_below(j), 0u) << "seed " << seed << " device " << j;
+    }
+  }
+  expect_equal_to_brute_force(opt, 7101, 7250, 300);
+}
+
+TEST(Search, EqualsBruteForceWithoutPowerFigures) {
+  testing::RandomInstanceOptions opt;
+  opt.min_units = 4;
+  opt.min_devices = 2;
+  opt.no_power = true;
+  ASSERT_FALSE(testing::random_instance(7301, opt).energy_in_dominance());
+  expect_equal_to_brute_force(opt, 7301, 7600, 600);
+}
+
+TEST(Search, EqualsBruteForceUnderTightMemory) {
+  testing::RandomInstanceOptions opt;
+  opt.min_units = 6;
+  opt.max_units = 10;
+  opt.min_devices = 3;
+  opt.max_devices = 5;
+  opt.tight_memory = true;
+  expect_equal_to_brute_force(opt, 7601, 7900, 150);
+}
+
+TEST(Search, EqualsBruteForceUnderTightMemoryOnIdenticalDevices) {
+  testing::RandomInstanceOptions opt;
+  opt.min_units = 6;
+  opt.max_units = 10;
+  opt.min_devices = 3;
+  opt.max_devices = 5;
+  opt.tight_memory = true;
+  opt.all_copies = true;
+  expect_equal_to_brute_force(opt, 7901, 8100, 50);
+}
+
 TEST(Search, EveryPlanReevaluatesToItsObjectives) {
   for (uint64_t seed = 100; seed <= 400; ++seed) {
     const CostModel model = testing::random_instance(seed);

@@ -19,6 +19,9 @@ struct RandomInstanceOptions {
   int max_units = 8;
   int min_devices = 1;
   int max_devices = 4;
+  bool all_copies = false;    // every device a copy of the first, every link alike
+  bool no_power = false;      // no device has power figures (energy leaves dominance)
+  bool tight_memory = false;  // budgets of 150-600 MB: each device holds only a few units
 };
 
 // A random instance: units with random costs (some without weights, mixed types), devices
@@ -88,6 +91,27 @@ inline CostModel random_instance(uint64_t seed, const RandomInstanceOptions& opt
     }
     devices.push_back(dev);
   }
+  // The options below draw from the generator only when set, so default instances stay as
+  // they were.
+  for (int i = 0; i < d; ++i) {
+    DeviceCaps& dev = devices[static_cast<size_t>(i)];
+    if (opt.all_copies && i > 0) {
+      dev = devices[0];
+      dev.name = "dev" + std::to_string(i);
+    }
+    if (opt.no_power) {
+      dev.idle_watts.reset();
+      dev.load_watts.reset();
+    }
+    if (opt.tight_memory && (!opt.all_copies || i == 0)) {
+      dev.mem_budget_bytes = pick(150, 600) * int64_t{1000000};
+      dev.mem_total_bytes = dev.mem_budget_bytes;
+    }
+    if (opt.all_copies && opt.tight_memory && i > 0) {
+      dev.mem_budget_bytes = devices[0].mem_budget_bytes;
+      dev.mem_total_bytes = dev.mem_budget_bytes;
+    }
+  }
   std::vector<std::string> names;
   for (const auto& dev : devices) names.push_back(dev.name);
   LinkTable links(names, Link{uni(0, 5), uni(10, 2000), true});
@@ -96,7 +120,12 @@ inline CostModel random_instance(uint64_t seed, const RandomInstanceOptions& opt
       if (pick(0, 2) > 0) links.set(a, b, {uni(0, 10), uni(10, 2000), false});
     }
   }
-  for (int i = 0; i < d; ++i) {  // most copies also get their original's links
+  if (opt.all_copies) {
+    for (int a = 0; a < d; ++a) {
+      for (int b = a + 1; b < d; ++b) links.set(a, b, links.default_link());
+    }
+  }
+  for (int i = 0; i < d && !opt.all_copies; ++i) {  // most copies also get their original's links
     const int orig = copy_of[static_cast<size_t>(i)];
     if (orig < 0 || pick(0, 3) == 0) continue;
     for (int k = 0; k < d; ++k) {
