@@ -188,16 +188,18 @@ bool Search::prepare(Worker& w, uint32_t used, int c, int from, int first) const
 // As Bounds::clamp, with the exact least bottleneck and pressure of any completion.
 void Search::raise_floors(const Worker& w, Partial* p) const {
   if (!w.parts_on) return;
-  const double n_seq = static_cast<double>(m_.settings().sequences);
+  // period = max(latency / G, bottleneck) / B: raising the bottleneck to latency / G leaves
+  // every period unchanged.
+  const double n_groups = static_cast<double>(m_.n_groups());
   const double latency_s = (p->latency_s + w.floor.latency_s) * (1 - 1e-9);
-  p->bottleneck_s = std::max({p->bottleneck_s, latency_s / n_seq, w.floor.bottleneck_s});
+  p->bottleneck_s = std::max({p->bottleneck_s, latency_s / n_groups, w.floor.bottleneck_s});
   p->mem_pressure = std::max(p->mem_pressure, w.floor.mem_pressure);
 }
 
 bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const {
   if (w.parts_on) {
     if (incumbents_.empty()) return false;
-    const double n_seq = static_cast<double>(m_.settings().sequences);
+    const double micro_batch = static_cast<double>(m_.micro_batch());
     const size_t n_parts = w.parts.size();
     // Part n_parts is the floor: no worse than any part, so when an incumbent covers it,
     // it covers them all.
@@ -206,11 +208,12 @@ bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle
       const Part& part = i == n_parts ? w.floor_part : w.parts[i];
       Objectives lb;
       lb.latency_s = (p.latency_s + part.best.latency_s) * (1 - 1e-9);
-      lb.period_s = std::max({lb.latency_s / n_seq, p.bottleneck_s, part.best.bottleneck_s});
-      lb.energy_j =
-          use_energy_ ? (p.energy_dyn_j + part.best.energy_dyn_j + part.idle_watts * lb.period_s) *
-                            (1 - 1e-9)
-                      : 0.0;
+      lb.period_s =
+          m_.period_s(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
+      lb.energy_j = use_energy_ ? ((p.energy_dyn_j + part.best.energy_dyn_j) / micro_batch +
+                                   part.idle_watts * lb.period_s) *
+                                      (1 - 1e-9)
+                                : 0.0;
       lb.mem_pressure = std::max(p.mem_pressure, part.best.mem_pressure);
       if (!incumbents_.covers(lb, &w.hit)) {
         if (i == n_parts) continue;
