@@ -26,7 +26,8 @@ namespace strata::model::kernels {
 namespace {
 
 constexpr int kQ4GroupRows = 16;
-constexpr int kQ4MaxT = 8;      // tokens per repacked microkernel call
+constexpr int kQ4MaxT = 8;      // tokens per repacked microkernel call on one 16-row group
+constexpr int kQ4MaxT2 = 4;     // the same on two groups (5 or 6 measured no faster)
 constexpr int kQ4GemvMaxT = 4;  // tokens per in-place tile
 // Batches of fewer tokens use the in-place tiles (the repack costs about 2 tokens' work).
 constexpr int64_t kQ4RepackMinTokens = 4;
@@ -237,58 +238,84 @@ void repack_q4_group(const uint8_t* row0, int64_t rb, int n_rows, int64_t nb, Q4
   }
 }
 
-// Exact int32 block dots of 16 rows against one token's block, started at `init`.
-__attribute__((always_inline)) inline __m512i q4_block_dot(const __m512i (&wv)[8], const int8_t* xq,
-                                                           int32_t init) {
-  __m512i s = _mm512_set1_epi32(init);
-  for (int j = 0; j < 8; ++j) {
-    int32_t x4;
-    std::memcpy(&x4, xq + 4 * j, 4);
-    const __m512i xv = _mm512_set1_epi32(x4);
-    if constexpr (kVnni) {
-      s = _mm512_dpbusd_epi32(s, wv[j], xv);
-    } else {
-      // nibble * x <= 15 * 128 per byte, so the int16 pair sums cannot saturate.
-      s = _mm512_add_epi32(
-          s, _mm512_madd_epi16(_mm512_maddubs_epi16(wv[j], xv), _mm512_set1_epi16(1)));
-    }
+// s + the products of 4 weight bytes per lane with 4 quants (x4, broadcast).
+__attribute__((always_inline)) inline __m512i dot4(__m512i s, __m512i w, int32_t x4) {
+  const __m512i xv = _mm512_set1_epi32(x4);
+  if constexpr (kVnni) {
+    return _mm512_dpbusd_epi32(s, w, xv);
+  } else {
+    // nibble * x <= 15 * 128 per byte, so the int16 pair sums cannot saturate.
+    return _mm512_add_epi32(s,
+                            _mm512_madd_epi16(_mm512_maddubs_epi16(w, xv), _mm512_set1_epi16(1)));
   }
-  return s;
 }
 
-// y[t * ldy + L] for T tokens and the group's first n_rows rows.
-template <int T>
+// y[t * ldy + 16 g + L] for T tokens and G consecutive 16-row groups (group g's blocks at
+// groups + g * nb; its rows in row_mask[g]). Each broadcast quadruple of quants feeds G
+// vpdpbusd. The pragmas unroll the loops over g, j and t, which GCC otherwise keeps as loops
+// with the accumulators in memory.
+template <int G, int T>
 void q4_tile(const Q4Group* groups, int64_t nb, const uint8_t* a0, int64_t a_stride, float* y,
-             int64_t ldy, __mmask16 row_mask) {
-  __m512 acc[T];
-  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+             int64_t ldy, const __mmask16* row_mask) {
   const Q4ActLayout lay{div_up(nb, 2)};
+  const uint8_t* qs[T];
+  const int32_t* init[T];
+  const float* dx[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) {
+    qs[t] = a0 + t * a_stride + lay.qs();
+    init[t] = reinterpret_cast<const int32_t*>(a0 + t * a_stride + lay.init());
+    dx[t] = reinterpret_cast<const float*>(a0 + t * a_stride + lay.d());
+  }
+  __m512 acc[G][T];
+#pragma GCC unroll 2
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[g][t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const Q4Group& g = groups[b];
-    __m512i wv[8];
-    for (int j = 0; j < 8; ++j) wv[j] = _mm512_load_si512(g.w[j]);
-    const __m512 dw = _mm512_load_ps(g.d);
+    __m512i s[G][T];
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
-      const uint8_t* a = a0 + t * a_stride;
-      int32_t init;
-      float dx;
-      std::memcpy(&init, a + lay.init() + b * 4, 4);
-      std::memcpy(&dx, a + lay.d() + b * 4, 4);
-      const __m512i s =
-          q4_block_dot(wv, reinterpret_cast<const int8_t*>(a + lay.qs()) + b * kQK, init);
-      const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(dx));
-      acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(s), scale));
+      const __m512i i0 = _mm512_set1_epi32(init[t][b]);
+#pragma GCC unroll 2
+      for (int g = 0; g < G; ++g) s[g][t] = i0;
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      __m512i wv[G];
+#pragma GCC unroll 2
+      for (int g = 0; g < G; ++g) wv[g] = _mm512_load_si512(groups[g * nb + b].w[j]);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        int32_t x4;
+        std::memcpy(&x4, qs[t] + b * kQK + 4 * j, 4);
+#pragma GCC unroll 2
+        for (int g = 0; g < G; ++g) s[g][t] = dot4(s[g][t], wv[g], x4);
+      }
+    }
+#pragma GCC unroll 2
+    for (int g = 0; g < G; ++g) {
+      const __m512 dw = _mm512_load_ps(groups[g * nb + b].d);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(dx[t][b]));
+        acc[g][t] = _mm512_add_ps(acc[g][t], _mm512_mul_ps(_mm512_cvtepi32_ps(s[g][t]), scale));
+      }
     }
   }
-  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * ldy, row_mask, acc[t]);
+#pragma GCC unroll 2
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t)
+      _mm512_mask_storeu_ps(y + t * ldy + g * kQ4GroupRows, row_mask[g], acc[g][t]);
 }
 
 using Q4TileFn = void (*)(const Q4Group*, int64_t, const uint8_t*, int64_t, float*, int64_t,
-                          __mmask16);
+                          const __mmask16*);
 
-template <int... Ts>
+template <int G, int... Ts>
 constexpr auto make_q4_tiles(std::integer_sequence<int, Ts...>) {
-  return std::array<Q4TileFn, sizeof...(Ts)>{q4_tile<Ts + 1>...};
+  return std::array<Q4TileFn, sizeof...(Ts)>{q4_tile<G, Ts + 1>...};
 }
 
 using Q4GemvFn = void (*)(const uint8_t*, int64_t, const uint8_t*, int64_t, int, int64_t,
@@ -301,7 +328,8 @@ constexpr auto make_q4_gemv_tiles(std::integer_sequence<int, Ts...>) {
 
 void rows_q4_0(const WeightView& w, const uint8_t* act, int64_t act_stride, int64_t n_tokens,
                float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  static constexpr auto kTiles = make_q4_tiles(std::make_integer_sequence<int, kQ4MaxT>());
+  static constexpr auto kTiles = make_q4_tiles<1>(std::make_integer_sequence<int, kQ4MaxT>());
+  static constexpr auto kTiles2 = make_q4_tiles<2>(std::make_integer_sequence<int, kQ4MaxT2>());
   static constexpr auto kGemvTiles =
       make_q4_gemv_tiles(std::make_integer_sequence<int, kQ4GemvMaxT>());
   if (n_tokens < kQ4RepackMinTokens) {
@@ -319,20 +347,26 @@ void rows_q4_0(const WeightView& w, const uint8_t* act, int64_t act_stride, int6
     }
     return;
   }
-  // Grown once per thread to the widest matrix seen (k = 8192: 147 KiB), then reused.
+  // Grown once per thread to the widest matrix seen (k = 8192: 2 x 147 KiB), then reused.
   thread_local std::vector<Q4Group> buffer;
   const int64_t nb = w.cols / kQK;
-  if (static_cast<int64_t>(buffer.size()) < nb) buffer.resize(static_cast<size_t>(nb));
+  if (static_cast<int64_t>(buffer.size()) < 2 * nb) buffer.resize(static_cast<size_t>(2 * nb));
   const int64_t rb = row_bytes(DType::kQ4_0, w.cols);
   const auto* base = static_cast<const uint8_t*>(w.data);
-  for (int64_t g0 = r0; g0 < r1; g0 += kQ4GroupRows) {
-    const int n_rows = static_cast<int>(r1 - g0 < kQ4GroupRows ? r1 - g0 : kQ4GroupRows);
-    const auto row_mask = static_cast<__mmask16>((1u << n_rows) - 1);
-    repack_q4_group(base + g0 * rb, rb, n_rows, nb, buffer.data());
-    for (int64_t t = 0; t < n_tokens; t += kQ4MaxT) {
-      const int64_t nt = n_tokens - t < kQ4MaxT ? n_tokens - t : kQ4MaxT;
-      kTiles[static_cast<size_t>(nt - 1)](buffer.data(), nb, act + t * act_stride, act_stride,
-                                          y + t * ldy + g0, ldy, row_mask);
+  for (int64_t g0 = r0; g0 < r1; g0 += 2 * kQ4GroupRows) {
+    __mmask16 row_mask[2] = {0, 0};
+    int n_groups = 0;
+    for (int64_t r = g0; r < r1 && n_groups < 2; r += kQ4GroupRows, ++n_groups) {
+      const int n_rows = static_cast<int>(r1 - r < kQ4GroupRows ? r1 - r : kQ4GroupRows);
+      row_mask[n_groups] = static_cast<__mmask16>((1u << n_rows) - 1);
+      repack_q4_group(base + r * rb, rb, n_rows, nb, buffer.data() + n_groups * nb);
+    }
+    const int max_t = n_groups == 2 ? kQ4MaxT2 : kQ4MaxT;
+    for (int64_t t = 0; t < n_tokens; t += max_t) {
+      const int64_t nt = n_tokens - t < max_t ? n_tokens - t : max_t;
+      const Q4TileFn fn = n_groups == 2 ? kTiles2[static_cast<size_t>(nt - 1)]
+                                        : kTiles[static_cast<size_t>(nt - 1)];
+      fn(buffer.data(), nb, act + t * act_stride, act_stride, y + t * ldy + g0, ldy, row_mask);
     }
   }
 }
