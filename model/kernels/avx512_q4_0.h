@@ -6,7 +6,9 @@
 // row L's weights 4j..4j+3) and a vector of the 16 row scales as f32. Every token then reuses
 // that buffer: a block costs 8 vpdpbusd per token against 16 rows, with the token's quants
 // broadcast 4 bytes at a time, so the nibbles are decoded once per row group instead of once
-// per token tile.
+// per token tile. Tiles take two groups (32 rows) x 4 tokens, so each broadcast feeds two
+// vpdpbusd. Nothing is repacked at load: the buffer (2 x 576 bytes per block) lives only for
+// one call, and the weights stay the file's bytes.
 //
 // A few tokens (decode): repacking would cost more than it saves, so tiles of 4 rows read the
 // GGUF rows in place, 2 blocks per vector as the Q8_0 kernel does, and fold the partial lane
