@@ -20,9 +20,10 @@ namespace {
 // Below these sizes a parallel region costs more than it saves (waking workers takes ~1 us).
 constexpr int64_t kMinParallelMacs = int64_t{1} << 16;
 constexpr int64_t kMinParallelConvertElems = int64_t{1} << 14;
-// Row chunks handed to threads are multiples of this: every SIMD row tile (<= 4 rows) stays
-// within one thread, and neighbouring threads' y stores do not share a cache line.
-constexpr int64_t kRowAlign = 16;
+// Row chunks handed to threads are multiples of this: every SIMD row tile (up to the 32 rows
+// of the AVX-512 Q4_0 batch tile) stays within one thread, and neighbouring threads' y stores
+// do not share a cache line.
+constexpr int64_t kRowAlign = 32;
 // Weight bytes (times tokens, up to 8) per claimed chunk: big enough that claiming (one
 // contended atomic, ~0.1 us) costs under 1%, small enough to balance two threads.
 constexpr int64_t kChunkBytes = 256 * 1024;

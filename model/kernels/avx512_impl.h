@@ -5,10 +5,11 @@
 // Reduction order (the determinism contract), a function of k only:
 //  * float weights: element i goes to lane i % 16 of one 16-lane f32 accumulator per output,
 //    chunks of 16 in increasing order, fused multiply-add; the tail chunk is masked to zero.
-//  * Q4_0/Q8_0 weights: blocks go in pairs (2p, 2p+1); int32 lane j < 8 holds the exact sum
+//  * Q8_0 weights: blocks go in pairs (2p, 2p+1); int32 lane j < 8 holds the exact sum
 //    of products 4j..4j+3 of block 2p, lane 8 + j the same of block 2p+1. Each pair does
 //    acc = fma(f32(lanes), d_w * d_x (per lane), acc); an odd last block pairs with zeros.
 //  * the 16 lanes are then summed by hsum() in one fixed tree.
+//  * Q4_0 weights: the scalar kernel's order (avx512_q4_0.h), so the same bits as scalar.
 // A tile of R rows x T tokens keeps one accumulator per (row, token) and issues exactly these
 // operations for each, so every tile shape gives the bits a lone row and token would get.
 #pragma once
@@ -23,6 +24,7 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
+#include <array>
 #include <cstdint>
 #include <utility>
 
@@ -43,7 +45,7 @@ constexpr int kMaxT = 4;  // tokens per tile
 // row is 18 cache lines); prefetching doubled single-thread GEMV throughput on Zen 5.
 constexpr int kPrefetchTiles = 2;
 
-// One token's activations for one pair of Q8_0 blocks, as the dot kernels want them.
+// One token's activations for one pair of Q8_0 blocks, as the Q8_0 dot kernel wants them.
 struct alignas(64) ActPair {
   int8_t x[64];      // quants of blocks 2p (bytes 0..31) and 2p+1 (32..63); zeros past the end
   int32_t init[16];  // -offset * (sum of x over each lane's 4 bytes): see dot_pair()
@@ -98,11 +100,11 @@ float quantize_block(const float* xb, int8_t* q) {
   return fp16_to_fp32(fp32_to_fp16(d));
 }
 
-void convert_q8(DType type, const float* x, int64_t k, uint8_t* dst) {
+// Q8_0 weights' layout. VNNI multiplies the weights as unsigned bytes, q + 128; init removes
+// 128 times the lane's activation sum.
+void convert_q8(const float* x, int64_t k, uint8_t* dst) {
   const int64_t nb = k / kQK;
-  // VNNI multiplies the weights as unsigned bytes: nibbles (0..15) for Q4_0, q + 128 for
-  // Q8_0; init removes the offset times the lane's activation sum.
-  const int shift = type == DType::kQ4_0 ? 3 : 7;
+  const int shift = 7;
   auto* pairs = reinterpret_cast<ActPair*>(dst);
   for (int64_t p = 0; p < div_up(nb, 2); ++p) {
     ActPair& a = pairs[p];
@@ -146,23 +148,6 @@ void convert_narrow(DType type, const float* x, int64_t k, float* dst, int64_t n
       r = _mm512_castsi512_ps(_mm512_slli_epi32(hi, 16));
     }
     _mm512_store_ps(dst + c, r);
-  }
-}
-
-int64_t act_stride_bytes(DType type, int64_t k) {
-  if (is_q8_dot(type)) return div_up(k / kQK, 2) * static_cast<int64_t>(sizeof(ActPair));
-  return div_up(k, 16) * 64;
-}
-
-void convert(DType type, const float* x, int64_t k, int64_t t0, int64_t t1, uint8_t* act,
-             int64_t act_stride) {
-  for (int64_t t = t0; t < t1; ++t) {
-    if (is_q8_dot(type)) {
-      convert_q8(type, x + t * k, k, act + t * act_stride);
-    } else {
-      convert_narrow(type, x + t * k, k, reinterpret_cast<float*>(act + t * act_stride),
-                     div_up(k, 16) * 16);
-    }
   }
 }
 
@@ -222,21 +207,14 @@ void float_tile(const uint8_t* w0, int64_t w_stride, const uint8_t* /*w_end*/, c
     for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]);
 }
 
-// ---- Q4_0 / Q8_0 weights ----------------------------------------------------------------
+// ---- Q8_0 weights ----------------------------------------------------------------
 
 struct WeightPair {
-  __m512i u;      // unsigned bytes for the dot: nibbles, q + 128 (VNNI) or |q| (Q8_0 without)
-  __mmask64 neg;  // Q8_0 without VNNI: bytes whose q is negative
+  __m512i u;      // unsigned bytes for the dot: q + 128 (VNNI) or |q| (without)
+  __mmask64 neg;  // without VNNI: bytes whose q is negative
   __m512 d;       // d_w of block 2p in lanes 0..7, of 2p+1 in lanes 8..15
 };
 
-alignas(64) constexpr int16_t kQ4Words[32] = {1,  2,  3,  4,  5,  6,  7,  8,  1,  2,  3,
-                                              4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15,
-                                              16, 17, 10, 11, 12, 13, 14, 15, 16, 17};
-alignas(64) constexpr int16_t kQ4Shift[32] = {0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4,
-                                              0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4};
-alignas(64) constexpr int16_t kQ4Scale[32] = {0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9,
-                                              0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 alignas(64) constexpr int16_t kQ8Words[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                                               12, 13, 14, 15, 16, 48, 49, 50, 51, 52, 53,
                                               54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
@@ -260,45 +238,31 @@ enum class Load { kPlain, kWhole, kHalf };
 // Blocks 2p and 2p+1 of a row starting at p (kHalf: only block 2p exists).
 template <DType W, Load L>
 WeightPair load_pair(const uint8_t* p) {
+  static_assert(W == DType::kQ8_0);
   WeightPair wp;
-  if constexpr (W == DType::kQ4_0) {
-    // Pair bytes: d0 (word 0), qs0 (words 1..8), d1 (word 9), qs1 (words 10..17).
-    const __m512i z = L == Load::kPlain   ? _mm512_loadu_si512(p)
-                      : L == Load::kWhole ? _mm512_maskz_loadu_epi8(0xfffffffffull, p)
-                                          : _mm512_maskz_loadu_epi8(0x3ffffull, p);
-    const __m512i q =
-        _mm512_srlv_epi16(_mm512_permutexvar_epi16(load_words(kQ4Words), z), load_words(kQ4Shift));
-    wp.u = _mm512_and_si512(q, _mm512_set1_epi8(0x0f));
+  // Pair bytes: d0 (word 0 of z0), qs0 (words 1..16), d1 (word 17), qs1 (words 16..31 of z1,
+  // which starts 4 bytes later so a whole 68-byte pair is read without overrun).
+  const bool half = L == Load::kHalf;
+  const __m512i z0 = half ? _mm512_maskz_loadu_epi8(0x3ffffffffull, p) : _mm512_loadu_si512(p);
+  const __m512i z1 = half ? _mm512_setzero_si512() : _mm512_loadu_si512(p + 4);
+  const __m512i q = _mm512_permutex2var_epi16(z0, load_words(kQ8Words), z1);
+  if constexpr (kVnni) {
+    wp.u = _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));
     wp.neg = 0;
-    wp.d = scale_pair(z, kQ4Scale);
   } else {
-    // Pair bytes: d0 (word 0 of z0), qs0 (words 1..16), d1 (word 17), qs1 (words 16..31 of z1,
-    // which starts 4 bytes later so a whole 68-byte pair is read without overrun).
-    const bool half = L == Load::kHalf;
-    const __m512i z0 = half ? _mm512_maskz_loadu_epi8(0x3ffffffffull, p) : _mm512_loadu_si512(p);
-    const __m512i z1 = half ? _mm512_setzero_si512() : _mm512_loadu_si512(p + 4);
-    const __m512i q = _mm512_permutex2var_epi16(z0, load_words(kQ8Words), z1);
-    if constexpr (kVnni) {
-      wp.u = _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));
-      wp.neg = 0;
-    } else {
-      wp.u = _mm512_abs_epi8(q);
-      wp.neg = _mm512_movepi8_mask(q);
-    }
-    wp.d = scale_pair(z0, kQ8Scale);
+    wp.u = _mm512_abs_epi8(q);
+    wp.neg = _mm512_movepi8_mask(q);
   }
+  wp.d = scale_pair(z0, kQ8Scale);
   return wp;
 }
 
 // Exact int32 lane sums of weight x activation products (4 per lane). Without VNNI the
-// int16 pair sums cannot saturate: nibble * x <= 15 * 127, |q| * |x| <= 128 * 127.
+// int16 pair sums cannot saturate: |q| * |x| <= 128 * 127.
 template <DType W>
 __m512i dot_pair(const WeightPair& wp, __m512i xv, const ActPair& a) {
   if constexpr (kVnni) {
     return _mm512_dpbusd_epi32(_mm512_load_si512(a.init), wp.u, xv);
-  } else if constexpr (W == DType::kQ4_0) {
-    const __m512i s = _mm512_madd_epi16(_mm512_maddubs_epi16(wp.u, xv), _mm512_set1_epi16(1));
-    return _mm512_add_epi32(s, _mm512_load_si512(a.init));
   } else {
     const __m512i sx = _mm512_mask_sub_epi8(xv, wp.neg, _mm512_setzero_si512(), xv);
     return _mm512_madd_epi16(_mm512_maddubs_epi16(wp.u, sx), _mm512_set1_epi16(1));
@@ -310,7 +274,7 @@ template <DType W, int R, int T, Load L>
 __attribute__((always_inline)) inline void quant_step(__m512 (&acc)[R][T], const uint8_t* w0,
                                                       int64_t w_stride, const uint8_t* a0,
                                                       int64_t a_stride, int64_t p) {
-  constexpr int64_t kPairBytes = W == DType::kQ4_0 ? 36 : 68;
+  constexpr int64_t kPairBytes = 68;
   WeightPair wp[R];
   for (int r = 0; r < R; ++r) {
     const uint8_t* wr = w0 + r * w_stride + p * kPairBytes;
@@ -331,7 +295,7 @@ __attribute__((always_inline)) inline void quant_step(__m512 (&acc)[R][T], const
 template <DType W, int R, int T>
 void quant_tile(const uint8_t* w0, int64_t w_stride, const uint8_t* w_end, const uint8_t* a0,
                 int64_t a_stride, int64_t k, float* y, int64_t ldy) {
-  constexpr int64_t kPairBytes = W == DType::kQ4_0 ? 36 : 68;
+  constexpr int64_t kPairBytes = 68;
   const int64_t nb = k / kQK;
   const int64_t n_whole = nb / 2;
   // Whole pairs whose 64-byte load stays inside the matrix in every row of the tile; only the
@@ -355,6 +319,34 @@ void quant_tile(const uint8_t* w0, int64_t w_stride, const uint8_t* w_end, const
     for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]);
 }
 
+}  // namespace
+}  // namespace strata::model::kernels
+
+#include "kernels/avx512_q4_0.h"
+
+namespace strata::model::kernels {
+namespace {
+
+int64_t act_stride_bytes(DType type, int64_t k) {
+  if (type == DType::kQ4_0) return q4_act_stride(k);
+  if (is_q8_dot(type)) return div_up(k / kQK, 2) * static_cast<int64_t>(sizeof(ActPair));
+  return div_up(k, 16) * 64;
+}
+
+void convert(DType type, const float* x, int64_t k, int64_t t0, int64_t t1, uint8_t* act,
+             int64_t act_stride) {
+  for (int64_t t = t0; t < t1; ++t) {
+    if (type == DType::kQ4_0) {
+      convert_q4(x + t * k, k, act + t * act_stride);
+    } else if (is_q8_dot(type)) {
+      convert_q8(x + t * k, k, act + t * act_stride);
+    } else {
+      convert_narrow(type, x + t * k, k, reinterpret_cast<float*>(act + t * act_stride),
+                     div_up(k, 16) * 16);
+    }
+  }
+}
+
 // ---- tiling -----------------------------------------------------------------------------
 
 using TileFn = void (*)(const uint8_t*, int64_t, const uint8_t*, const uint8_t*, int64_t, int64_t,
@@ -362,7 +354,7 @@ using TileFn = void (*)(const uint8_t*, int64_t, const uint8_t*, const uint8_t*,
 
 template <DType W, int R, int T>
 constexpr TileFn tile_fn() {
-  if constexpr (W == DType::kQ4_0 || W == DType::kQ8_0)
+  if constexpr (W == DType::kQ8_0)
     return quant_tile<W, R, T>;
   else
     return float_tile<W, R, T>;
@@ -419,9 +411,7 @@ void rows(const WeightView& w, const uint8_t* act, int64_t act_stride, int64_t n
     case DType::kBF16:
       rows_typed<DType::kBF16>(w, act, act_stride, n_tokens, y, ldy, r0, r1);
       return;
-    case DType::kQ4_0:
-      rows_typed<DType::kQ4_0>(w, act, act_stride, n_tokens, y, ldy, r0, r1);
-      return;
+    case DType::kQ4_0: rows_q4_0(w, act, act_stride, n_tokens, y, ldy, r0, r1); return;
     case DType::kQ8_0:
       rows_typed<DType::kQ8_0>(w, act, act_stride, n_tokens, y, ldy, r0, r1);
       return;
