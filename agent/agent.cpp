@@ -460,7 +460,7 @@ struct Agent::Impl {
       }
       return compute_s;
     }
-    std::this_thread::sleep_for(std::chrono::duration<double>(target_s - compute_s));
+    sleep_until_ns(now_ns() + static_cast<int64_t>((target_s - compute_s) * 1e9));
     return target_s;
   }
 

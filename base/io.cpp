@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <unistd.h>
 
@@ -71,6 +72,13 @@ int64_t now_ns() {
 }
 
 double now_s() { return static_cast<double>(now_ns()) * 1e-9; }
+
+void sleep_until_ns(int64_t deadline_ns) {
+  constexpr int64_t kSpinNs = 200'000;
+  const int64_t left = deadline_ns - now_ns();
+  if (left > kSpinNs) std::this_thread::sleep_for(std::chrono::nanoseconds(left - kSpinNs));
+  while (now_ns() < deadline_ns) std::this_thread::yield();
+}
 
 int64_t peak_rss_bytes() { return proc_status_kib("VmHWM:") * 1024; }
 int64_t current_rss_bytes() { return proc_status_kib("VmRSS:") * 1024; }

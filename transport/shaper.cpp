@@ -138,7 +138,7 @@ void Shaper::run() {
       if (wait_ns < 2'000'000) {
         // zmq_poll counts in whole milliseconds; sleep the short remainder precisely instead.
         // Messages sent meanwhile wait in the inproc pipe with their own timestamps.
-        std::this_thread::sleep_for(std::chrono::nanoseconds(wait_ns));
+        sleep_until_ns(queue.front().due_ns);
         timeout_ms = 0;
       } else {
         timeout_ms = static_cast<long>(wait_ns / 1'000'000) - 1;
