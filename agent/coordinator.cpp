@@ -178,9 +178,11 @@ class Run {
     for (size_t i = 0; i < peers_.size(); ++i) {
       const StageSpec& s = plan_.stages[i];
       STRATA_ASSIGN_OR_RETURN(const UnitRange u, unit_range(s.unit_begin, s.unit_end, c.n_layers));
+      // "s1": the streaming layout (model/slice.cpp); a slice cut in another layout by an
+      // older build is not reused under this name.
       const std::string slice = o_.slice_dir + "/" + base + "-" + model_hash_key + "-u" +
                                 std::to_string(s.unit_begin) + "-" + std::to_string(s.unit_end) +
-                                ".gguf";
+                                "-s1.gguf";
       if (!std::filesystem::exists(slice)) {
         progress("cutting slice units [" + std::to_string(s.unit_begin) + ", " +
                  std::to_string(s.unit_end) + ") for " + s.device);
