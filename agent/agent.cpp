@@ -374,7 +374,8 @@ struct Agent::Impl {
       st->link_ms = (now_s() - t0) * 1e3;
       if (s.ok()) return;
       if (s.code() == StatusCode::kInvalidArgument) {
-        log("sending step " + std::to_string(header.step_id) + " downstream failed: " + s.message());
+        log("sending step " + std::to_string(header.step_id) +
+            " downstream failed: " + s.message());
         return;
       }
       log("the next stage is not taking steps (" + s.message() + "): holding them");
@@ -430,8 +431,8 @@ struct Agent::Impl {
   // emulated compute time (s).
   double pace_step(const tp::DataHeader& h, double compute_s) {
     if (pace_units.empty()) {
-      Result<std::vector<partitioner::LayerUnit>> u = stage_units(
-          *model, units.embedding, units.block_begin, units.block_end, units.head);
+      Result<std::vector<partitioner::LayerUnit>> u =
+          stage_units(*model, units.embedding, units.block_begin, units.block_end, units.head);
       if (!u.ok()) {
         log("emulation off for this stage: " + u.status().message());
         pace.reset();

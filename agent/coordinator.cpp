@@ -295,16 +295,15 @@ class Run {
       }
       // Of several silent agents the one silent longest is taken for lost: the others may
       // only be waiting on it.
-      if (p.tracker->lost(now_ns()) &&
-          (lost == nullptr || p.tracker->silence_ms(now_ns()) > lost->tracker->silence_ms(now_ns())))
+      if (p.tracker->lost(now_ns()) && (lost == nullptr || p.tracker->silence_ms(now_ns()) >
+                                                               lost->tracker->silence_ms(now_ns())))
         lost = &p;
     }
     if (lost != nullptr) {
       lost_device_ = lost->device;
-      return unavailable("agent '" + lost->device + "' at " + lost->endpoint +
-                         " is lost: silent for " +
-                         std::to_string(static_cast<int>(lost->tracker->silence_ms(now_ns()))) +
-                         " ms");
+      return unavailable(
+          "agent '" + lost->device + "' at " + lost->endpoint + " is lost: silent for " +
+          std::to_string(static_cast<int>(lost->tracker->silence_ms(now_ns()))) + " ms");
     }
     return {};
   }
@@ -405,8 +404,8 @@ class Run {
     STRATA_RETURN_IF_ERROR(connect_first());
     ev.recovery_s = now_s() - t0;
     for (const StageSpec& st : next.stages) ev.devices.push_back(st.device);
-    progress("re-planned in " + std::to_string(ev.recovery_s).substr(0, 5) + " s: " +
-             std::to_string(next.stages.size()) + " stage(s); resuming every sequence");
+    progress("re-planned in " + std::to_string(ev.recovery_s).substr(0, 5) +
+             " s: " + std::to_string(next.stages.size()) + " stage(s); resuming every sequence");
     report_.replans.push_back(std::move(ev));
     return {};
   }
@@ -415,8 +414,8 @@ class Run {
     const auto n_seq = static_cast<int32_t>(o_.prompts.size());
     const int64_t b = o_.plan.micro_batch;
     int groups = o_.n_groups > 0 ? o_.n_groups
-                 : b > 0        ? static_cast<int>((n_seq + b - 1) / b)
-                                : static_cast<int>(peers_.size());
+                 : b > 0         ? static_cast<int>((n_seq + b - 1) / b)
+                                 : static_cast<int>(peers_.size());
     groups = std::max(1, std::min(groups, n_seq));
     report_.n_groups = groups;
     Scheduler sched({groups, o_.step_token_budget});
@@ -519,8 +518,9 @@ class Run {
       }
     }
     if (window_steps >= 2 && first_done_ns_ > all_decoding_ns_) {
-      report_.throughput_tok_per_s = static_cast<double>(window_tokens) /
-                                     (static_cast<double>(first_done_ns_ - all_decoding_ns_) * 1e-9);
+      report_.throughput_tok_per_s =
+          static_cast<double>(window_tokens) /
+          (static_cast<double>(first_done_ns_ - all_decoding_ns_) * 1e-9);
     }
     return {};
   }
@@ -561,15 +561,15 @@ class Run {
   std::optional<tp::DataReceiver> results_;
   std::optional<tp::DataSender> first_;
   std::vector<Peer> peers_;
-  PlanSpec plan_;                 // the plan running now (o_.plan until a re-plan)
-  uint32_t epoch_ = 1;            // data steps carry it as request_id
-  std::string lost_device_;       // set when a heartbeat deadline passes
-  std::set<std::string> lost_;    // every agent lost so far
+  PlanSpec plan_;               // the plan running now (o_.plan until a re-plan)
+  uint32_t epoch_ = 1;          // data steps carry it as request_id
+  std::string lost_device_;     // set when a heartbeat deadline passes
+  std::set<std::string> lost_;  // every agent lost so far
   double t0_generate_ = 0;
   int64_t decode_tokens_ = 0;
   std::vector<double> decode_rtt_ms_;
   std::vector<std::pair<int64_t, int64_t>> decode_results_;  // (arrival ns, tokens)
-  int32_t n_started_ = 0;       // sequences with a first token
+  int32_t n_started_ = 0;                                    // sequences with a first token
   int64_t all_decoding_ns_ = 0;  // when the last sequence got its first token
   int64_t first_done_ns_ = 0;    // when the first sequence got its last token
   tp::HeartbeatSender heartbeat_{1000};
@@ -615,7 +615,8 @@ PlanSpec speed_weighted_plan(const std::vector<std::string>& devices,
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   auto ms = [&](size_t i) { return ms_per_unit[i] > 0 ? ms_per_unit[i] : fallback; };
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ms(a) < ms(b); });
-  order.resize(static_cast<size_t>(std::min<int64_t>(n_layers, static_cast<int64_t>(order.size()))));
+  order.resize(
+      static_cast<size_t>(std::min<int64_t>(n_layers, static_cast<int64_t>(order.size()))));
   std::sort(order.begin(), order.end());  // back to the given order
   double total = 0;
   for (const size_t i : order) total += 1.0 / ms(i);
@@ -631,7 +632,8 @@ PlanSpec speed_weighted_plan(const std::vector<std::string>& devices,
     left -= whole;
     rest.emplace_back(share - static_cast<double>(whole), k);
   }
-  std::stable_sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::stable_sort(rest.begin(), rest.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
   for (size_t r = 0; left > 0; ++r, --left) ++blocks[rest[r % rest.size()].second];
   PlanSpec p;
   int64_t unit = 0;

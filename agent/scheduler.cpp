@@ -51,9 +51,9 @@ std::optional<Step> Scheduler::next_step(int group) {
   for (size_t i = 0; i < seqs_.size() && budget > 0; ++i) {
     Seq& s = seqs_[i];
     if (!mine(i) || finished(s) || s.prefilled < static_cast<int64_t>(s.prompt.size())) continue;
-    const auto pos = static_cast<int32_t>(static_cast<int64_t>(s.prompt.size()) +
-                                          static_cast<int64_t>(s.generated.size()) -
-                                          s.n_replayed - 1);
+    const auto pos =
+        static_cast<int32_t>(static_cast<int64_t>(s.prompt.size()) +
+                             static_cast<int64_t>(s.generated.size()) - s.n_replayed - 1);
     step.logit_rows.push_back(static_cast<uint32_t>(step.seq_ids.size()));
     step.seq_ids.push_back(static_cast<int32_t>(i));
     step.positions.push_back(pos);

@@ -94,12 +94,18 @@ Result<int64_t> parse_bytes(const std::string& text) {
   std::string suffix(end);
   for (char& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   double mul = 1;
-  if (suffix.empty() || suffix == "B") mul = 1;
-  else if (suffix == "K" || suffix == "KB" || suffix == "KIB") mul = 1024.0;
-  else if (suffix == "M" || suffix == "MB" || suffix == "MIB") mul = 1024.0 * 1024;
-  else if (suffix == "G" || suffix == "GB" || suffix == "GIB") mul = 1024.0 * 1024 * 1024;
-  else if (suffix == "T" || suffix == "TB" || suffix == "TIB") mul = 1024.0 * 1024 * 1024 * 1024;
-  else return invalid_argument("'" + text + "': unknown size suffix '" + std::string(end) + "'");
+  if (suffix.empty() || suffix == "B")
+    mul = 1;
+  else if (suffix == "K" || suffix == "KB" || suffix == "KIB")
+    mul = 1024.0;
+  else if (suffix == "M" || suffix == "MB" || suffix == "MIB")
+    mul = 1024.0 * 1024;
+  else if (suffix == "G" || suffix == "GB" || suffix == "GIB")
+    mul = 1024.0 * 1024 * 1024;
+  else if (suffix == "T" || suffix == "TB" || suffix == "TIB")
+    mul = 1024.0 * 1024 * 1024 * 1024;
+  else
+    return invalid_argument("'" + text + "': unknown size suffix '" + std::string(end) + "'");
   const double bytes = v * mul;
   if (bytes > 9.0e18) return invalid_argument("'" + text + "' is too large");
   return static_cast<int64_t>(bytes);
@@ -113,8 +119,10 @@ std::string format_bytes(double bytes) {
     ++u;
   }
   char buf[64];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%.0f B", bytes);
-  else std::snprintf(buf, sizeof buf, "%.2f %s", bytes, kUnits[u]);
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f %s", bytes, kUnits[u]);
   return buf;
 }
 

@@ -187,8 +187,7 @@ double unit_step_s(const LayerUnit& u, const DeviceCaps& device, int64_t n_token
   const double flops = n * u.flops_per_token + u.attn_flops_per_token_per_ctx * ctx_positions;
   const double weight_bytes = std::min(static_cast<double>(u.weight_bytes),
                                        n * static_cast<double>(u.weight_bytes_read_per_token));
-  const double read_bytes =
-      weight_bytes + static_cast<double>(u.kv_bytes_per_token) * kv_rows;
+  const double read_bytes = weight_bytes + static_cast<double>(u.kv_bytes_per_token) * kv_rows;
   const auto& rates = n_tokens <= kGemvMaxTokens ? device.gemv_gflops : device.gemm_gflops;
   return std::max(compute_time_s(flop_shares(u), flops, rates),
                   read_bytes / (device.mem_read_gb_per_s * 1e9));
@@ -445,7 +444,8 @@ Objectives CostModel::finish(const Partial& p, int last_device, uint32_t mask) c
       std::max(p.bottleneck_s, coord_out_ser_s_[static_cast<size_t>(last_device)]);
   o.period_s = period_s(o.latency_s, bottleneck_s);
   // A step's dynamic energy is shared by its B tokens.
-  o.energy_j = p.energy_dyn_j / static_cast<double>(micro_batch_) + idle_by_mask_[mask] * o.period_s;
+  o.energy_j =
+      p.energy_dyn_j / static_cast<double>(micro_batch_) + idle_by_mask_[mask] * o.period_s;
   o.mem_pressure = p.mem_pressure;
   return o;
 }

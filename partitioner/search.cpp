@@ -208,8 +208,7 @@ bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle
       const Part& part = i == n_parts ? w.floor_part : w.parts[i];
       Objectives lb;
       lb.latency_s = (p.latency_s + part.best.latency_s) * (1 - 1e-9);
-      lb.period_s =
-          m_.period_s(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
+      lb.period_s = m_.period_s(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
       lb.energy_j = use_energy_ ? ((p.energy_dyn_j + part.best.energy_dyn_j) / micro_batch +
                                    part.idle_watts * lb.period_s) *
                                       (1 - 1e-9)

@@ -140,8 +140,10 @@ void add_run_command(CLI::App& root, Action& action) {
   cmd->add_option("--step-tokens", a->step_tokens,
                   "Most tokens in one pipeline step (prompt chunk size)")
       ->check(CLI::Range(int64_t{1}, int64_t{65536}));
-  cmd->add_option("--groups", a->groups, "Pipeline groups of sequences (default: sequences / the plan's micro-batch, else one "
-                  "per stage)")
+  cmd->add_option(
+         "--groups", a->groups,
+         "Pipeline groups of sequences (default: sequences / the plan's micro-batch, else one "
+         "per stage)")
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--timeout-ms", a->timeout_ms, "Deadline for every agent answer and step")
       ->check(CLI::Range(100.0, 3.6e6));
@@ -153,8 +155,7 @@ void add_run_command(CLI::App& root, Action& action) {
   cmd->add_option("--link-delay-ms", a->link_delay_ms,
                   "Emulated one-way delay of the coordinator's link to the first stage")
       ->check(CLI::Range(0.0, 60000.0));
-  cmd->add_option("--link-mbps", a->link_mbit_per_s,
-                  "Emulated rate of that link, Mbit/s (0 = off)")
+  cmd->add_option("--link-mbps", a->link_mbit_per_s, "Emulated rate of that link, Mbit/s (0 = off)")
       ->check(CLI::Range(0.0, 1e6));
   cmd->add_option("--result-bind", a->result_bind,
                   "Where the last stage sends tokens (an address it can reach)")

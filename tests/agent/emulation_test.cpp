@@ -54,8 +54,8 @@ TEST_F(Emulation, PacesAStageToThePlannersDecodeAndPrefillTimes) {
   s.micro_batch = 2;
   s.prompt_len = 16;
   s.context = 48;  // decode position (16 + 48) / 2 = 32
-  auto cm = partitioner::CostModel::build(
-      *table, {pace->reference}, partitioner::LinkTable({pace->reference.name}, {}), s);
+  auto cm = partitioner::CostModel::build(*table, {pace->reference},
+                                          partitioner::LinkTable({pace->reference.name}, {}), s);
   ASSERT_TRUE(cm.ok()) << cm.status().to_string();
   const partitioner::StageCost& st = cm->stage(0, 0, 3);
   // A decode step of two tokens at position 32; the 16-token prompt from position 0.

@@ -165,8 +165,8 @@ TEST(PipelineFailover, ALostAgentIsReplannedAroundAndTheRunFinishesIdentically) 
   for (int i = 0; i < 3; ++i) {
     std::string ep;
     const std::string name = "dev" + std::to_string(i);
-    agents.push_back(testing::start_agent(STRATA_BIN, name, 1,
-                                          (dir.path / ("cache" + std::to_string(i))).string(), &ep));
+    agents.push_back(testing::start_agent(
+        STRATA_BIN, name, 1, (dir.path / ("cache" + std::to_string(i))).string(), &ep));
     ASSERT_NE(agents.back(), nullptr);
     o.agents[name] = ep;
     names.push_back(name);

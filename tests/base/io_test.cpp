@@ -9,7 +9,8 @@ namespace strata {
 namespace {
 
 TEST(Io, WriteAtomicThenRead) {
-  const auto dir = std::filesystem::temp_directory_path() / ("strata_io_" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("strata_io_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "a.txt").string();
   ASSERT_TRUE(write_file_atomic(path, std::string("hello\0world", 11)).ok());

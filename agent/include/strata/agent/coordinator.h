@@ -66,7 +66,7 @@ struct RunOptions {
   // Pipeline groups; 0: ceil(sequences / the plan's micro_batch) when the plan has one, else
   // one per stage (at most one per sequence).
   int n_groups = 0;
-  int64_t ctx = 0;                            // 0: longest prompt + n_gen
+  int64_t ctx = 0;  // 0: longest prompt + n_gen
   std::string result_bind = "tcp://127.0.0.1:*";
   std::string slice_dir = "strata-slices";  // where the coordinator keeps the slices it cuts
   bool want_logits = false;                 // return the logits of every sampled position
@@ -107,9 +107,9 @@ struct StageReport {
 struct ReplanEvent {
   std::string lost_device;
   std::string cause;
-  double at_s = 0;              // since generation began
-  int64_t tokens_before = 0;    // tokens received before the loss
-  double recovery_s = 0;        // re-plan, assignments and slices, until steps resume
+  double at_s = 0;                   // since generation began
+  int64_t tokens_before = 0;         // tokens received before the loss
+  double recovery_s = 0;             // re-plan, assignments and slices, until steps resume
   std::vector<std::string> devices;  // the new plan's stages, in order
 };
 
@@ -122,7 +122,7 @@ struct RunReport {
   double setup_s = 0;     // hello, slices, ready
   double generate_s = 0;  // first step sent to last token received
   double time_to_first_token_ms = 0;
-  double decode_latency_ms = 0;     // median round trip of a step holding only decode tokens
+  double decode_latency_ms = 0;  // median round trip of a step holding only decode tokens
   // Steady state: decode tokens received while every sequence was decoding (from the last
   // prompt's first token to the first sequence's last token) over that time; over the whole
   // decode phase when that window holds fewer than two steps.

@@ -17,16 +17,16 @@ namespace strata {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // bad input from a user or a peer
-  kNotFound,          // a file, key or device that is not there
-  kCorrupt,           // a file or message that fails validation
-  kUnsupported,       // valid but not handled (architecture, type, platform)
-  kIo,                // the OS refused a read, write, open, mmap
-  kPermissionDenied,  // the OS said EACCES/EPERM
-  kResourceExhausted, // a memory or size budget would be exceeded
-  kUnavailable,       // a peer or device cannot be reached
-  kDeadlineExceeded,  // a wait ran past its deadline
-  kInternal,          // an invariant of a peer was broken (never our own bug: that aborts)
+  kInvalidArgument,    // bad input from a user or a peer
+  kNotFound,           // a file, key or device that is not there
+  kCorrupt,            // a file or message that fails validation
+  kUnsupported,        // valid but not handled (architecture, type, platform)
+  kIo,                 // the OS refused a read, write, open, mmap
+  kPermissionDenied,   // the OS said EACCES/EPERM
+  kResourceExhausted,  // a memory or size budget would be exceeded
+  kUnavailable,        // a peer or device cannot be reached
+  kDeadlineExceeded,   // a wait ran past its deadline
+  kInternal,           // an invariant of a peer was broken (never our own bug: that aborts)
 };
 
 // Returns a short lower-case name for `code` ("invalid argument"); never null.
@@ -55,22 +55,30 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status invalid_argument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status not_found(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status corrupt(std::string m) { return {StatusCode::kCorrupt, std::move(m)}; }
 inline Status unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
 inline Status io_error(std::string m) { return {StatusCode::kIo, std::move(m)}; }
-inline Status permission_denied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
-inline Status resource_exhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+inline Status permission_denied(std::string m) {
+  return {StatusCode::kPermissionDenied, std::move(m)};
+}
+inline Status resource_exhausted(std::string m) {
+  return {StatusCode::kResourceExhausted, std::move(m)};
+}
 inline Status unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
-inline Status deadline_exceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
+inline Status deadline_exceeded(std::string m) {
+  return {StatusCode::kDeadlineExceeded, std::move(m)};
+}
 inline Status internal_error(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 // Result<T>: a T or a non-ok Status. Accessing value() of an error aborts (a bug).
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (std::get<Status>(v_).ok()) {
       std::fprintf(stderr, "strata: Result constructed from an ok Status\n");
@@ -83,9 +91,18 @@ class [[nodiscard]] Result {
     static const Status kOk;
     return ok() ? kOk : std::get<Status>(v_);
   }
-  T& value() & { check(); return std::get<T>(v_); }
-  const T& value() const& { check(); return std::get<T>(v_); }
-  T&& value() && { check(); return std::get<T>(std::move(v_)); }
+  T& value() & {
+    check();
+    return std::get<T>(v_);
+  }
+  const T& value() const& {
+    check();
+    return std::get<T>(v_);
+  }
+  T&& value() && {
+    check();
+    return std::get<T>(std::move(v_));
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
@@ -102,25 +119,30 @@ class [[nodiscard]] Result {
   std::variant<T, Status> v_;
 };
 
-[[noreturn]] void check_failed(const char* file, int line, const char* expr, const std::string& msg);
+[[noreturn]] void check_failed(const char* file, int line, const char* expr,
+                               const std::string& msg);
 
 }  // namespace strata
 
 // STRATA_CHECK(cond) / STRATA_CHECK_MSG(cond, msg): abort with file:line when a program
 // invariant is broken. Active in release builds too.
-#define STRATA_CHECK(cond) \
-  do { if (!(cond)) ::strata::check_failed(__FILE__, __LINE__, #cond, {}); } while (0)
-#define STRATA_CHECK_MSG(cond, msg) \
-  do { if (!(cond)) ::strata::check_failed(__FILE__, __LINE__, #cond, (msg)); } while (0)
+#define STRATA_CHECK(cond)                                              \
+  do {                                                                  \
+    if (!(cond)) ::strata::check_failed(__FILE__, __LINE__, #cond, {}); \
+  } while (0)
+#define STRATA_CHECK_MSG(cond, msg)                                        \
+  do {                                                                     \
+    if (!(cond)) ::strata::check_failed(__FILE__, __LINE__, #cond, (msg)); \
+  } while (0)
 
 #define STRATA_CONCAT_INNER(a, b) a##b
 #define STRATA_CONCAT(a, b) STRATA_CONCAT_INNER(a, b)
 
 // STRATA_RETURN_IF_ERROR(expr): returns the Status of `expr` (a Status) when it is not ok.
-#define STRATA_RETURN_IF_ERROR(expr)                    \
-  do {                                                  \
-    ::strata::Status strata_status_ = (expr);           \
-    if (!strata_status_.ok()) return strata_status_;    \
+#define STRATA_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::strata::Status strata_status_ = (expr);        \
+    if (!strata_status_.ok()) return strata_status_; \
   } while (0)
 
 // STRATA_ASSIGN_OR_RETURN(decl, expr): `decl = value of expr` or return its Status.

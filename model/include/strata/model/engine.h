@@ -169,7 +169,7 @@ struct GenerateResult {
   std::vector<int32_t> tokens;                        // the new tokens
   std::vector<std::pair<int32_t, float>> top_logits;  // after the prompt, if asked
   std::vector<float> prompt_logits;                   // the full logits row after the prompt
-  std::vector<float> last_logits;  // the row the last token was sampled from
+  std::vector<float> last_logits;                     // the row the last token was sampled from
   double prefill_s = 0;  // time of the prompt's forward pass incl. its logits
   double decode_s = 0;   // time of the decode steps
   int64_t n_decode_steps = 0;

@@ -23,8 +23,19 @@ namespace strata::model {
 
 // GGUF metadata value types (gguf_type).
 enum class GgufType : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 
 // One metadata value. Integers of every width are held as int64/uint64 with their GGUF type
@@ -32,9 +43,9 @@ enum class GgufType : uint32_t {
 struct GgufValue {
   GgufType type = GgufType::kU32;
   GgufType array_type = GgufType::kU32;  // for kArray
-  std::variant<uint64_t, int64_t, double, bool, std::string,
-               std::vector<uint64_t>, std::vector<int64_t>, std::vector<double>,
-               std::vector<bool>, std::vector<std::string>>
+  std::variant<uint64_t, int64_t, double, bool, std::string, std::vector<uint64_t>,
+               std::vector<int64_t>, std::vector<double>, std::vector<bool>,
+               std::vector<std::string>>
       v;
 };
 
@@ -127,9 +138,9 @@ class GgufWriter {
   // Writes the file sequentially (through a temporary in the same folder and a rename, so a
   // reader never sees half a file). `progress(done_bytes, total_bytes)`, when set, is called
   // after each tensor. kIo naming the path on failure (the temporary is removed).
-  Status write(const std::string& path,
-               const std::function<void(int64_t done_bytes, int64_t total_bytes)>& progress =
-                   {}) const;
+  Status write(
+      const std::string& path,
+      const std::function<void(int64_t done_bytes, int64_t total_bytes)>& progress = {}) const;
   // The size in bytes of the file write() produces.
   int64_t file_bytes() const;
   // Serializes to bytes (tests, fuzz seeds).

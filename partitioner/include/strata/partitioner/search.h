@@ -44,10 +44,10 @@ struct SearchOptions {
 };
 
 struct SearchStats {
-  int64_t states = 0;      // (units placed, device set, last device) with a partial plan
-  int64_t labels = 0;      // partial plans kept over the whole search
-  int64_t candidates = 0;  // partial plans generated before dominance pruning
-  int64_t complete = 0;    // complete plans reaching the final filter
+  int64_t states = 0;         // (units placed, device set, last device) with a partial plan
+  int64_t labels = 0;         // partial plans kept over the whole search
+  int64_t candidates = 0;     // partial plans generated before dominance pruning
+  int64_t complete = 0;       // complete plans reaching the final filter
   int64_t incumbents = 0;     // plans found by the beam pass and used to prune the exact one
   int64_t cross_dropped = 0;  // prefixes dropped by one of the same set ending elsewhere
   double seconds = 0;         // wall time of the whole search

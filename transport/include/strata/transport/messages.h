@@ -164,12 +164,13 @@ size_t dtype_size_bytes(DType dtype);
 
 // Bits in DataHeader::flags; other bits are refused.
 enum DataFlag : uint32_t {
-  kDataPrefill = 1u << 0,  // the tokens are (a chunk of) a prompt
-  kDataDecode = 1u << 1,   // one generated token per sequence
-  kDataFinal = 1u << 2,    // last chunk of this step: the receiver produces output for it
+  kDataPrefill = 1u << 0,     // the tokens are (a chunk of) a prompt
+  kDataDecode = 1u << 1,      // one generated token per sequence
+  kDataFinal = 1u << 2,       // last chunk of this step: the receiver produces output for it
   kDataWantLogits = 1u << 3,  // the last stage returns the logits of logit_rows as payload
 };
-inline constexpr uint32_t kDataFlagsKnown = kDataPrefill | kDataDecode | kDataFinal | kDataWantLogits;
+inline constexpr uint32_t kDataFlagsKnown =
+    kDataPrefill | kDataDecode | kDataFinal | kDataWantLogits;
 
 // The header of one activation message; the tensor (dtype, shape) is the payload frame.
 // Tokens are listed one per entry: token i belongs to seq_ids[i] at positions[i], so a batch
