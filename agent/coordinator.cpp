@@ -330,24 +330,34 @@ class Run {
     for (size_t i = 0; i < peers_.size(); ++i) {
       Peer& p = peers_[i];
       if (p.device == lost_device_) continue;
-      if (!p.control->send(tp::Stats{}, tp::Deadline::after_ms(o_.agent_timeout_ms)).ok()) continue;
-      for (int tries = 0; tries < 16; ++tries) {
-        Result<tp::ControlMessage> m = expect_reply(p);
-        if (!m.ok()) break;
-        auto* st = std::get_if<tp::Stats>(&*m);
-        if (st == nullptr) continue;  // a heartbeat echo
-        std::vector<double> ms;
-        for (const tp::StepStats& x : st->steps) {
-          auto it = step_decode_only_.find(x.step_id);
-          if (it != step_decode_only_.end() && it->second) ms.push_back(x.compute_ms);
-        }
-        const StageSpec& spec = plan_.stages[i];
-        if (!ms.empty())
-          out[p.device] = median_of(ms) / static_cast<double>(spec.unit_end - spec.unit_begin);
-        break;
-      }
+      Result<tp::Stats> st = request_stats(p);
+      if (!st.ok()) continue;  // it may be going too: it then counts as unmeasured
+      const std::vector<double> ms = decode_step_ms(*st);
+      const StageSpec& spec = plan_.stages[i];
+      if (!ms.empty())
+        out[p.device] = median_of(ms) / static_cast<double>(spec.unit_end - spec.unit_begin);
     }
     return out;
+  }
+
+  // The step statistics `p` keeps (heartbeat echoes before them are skipped).
+  Result<tp::Stats> request_stats(Peer& p) {
+    STRATA_RETURN_IF_ERROR(
+        p.control->send(tp::Stats{}, tp::Deadline::after_ms(o_.agent_timeout_ms)));
+    for (;;) {
+      STRATA_ASSIGN_OR_RETURN(tp::ControlMessage m, expect_reply(p));
+      if (auto* s = std::get_if<tp::Stats>(&m)) return std::move(*s);
+    }
+  }
+
+  // Compute times of the decode-only steps among `s`'s.
+  std::vector<double> decode_step_ms(const tp::Stats& s) const {
+    std::vector<double> ms;
+    for (const tp::StepStats& x : s.steps) {
+      const auto it = step_decode_only_.find(x.step_id);
+      if (it != step_decode_only_.end() && it->second) ms.push_back(x.compute_ms);
+    }
+    return ms;
   }
 
   Status replan(const Status& cause) {
@@ -432,8 +442,6 @@ class Run {
     const int64_t vocab = model_->config().vocab;
     if (t0_generate_ == 0) t0_generate_ = now_s();
     const double t0 = t0_generate_;
-    int64_t& decode_tokens = decode_tokens_;
-    std::vector<double>& decode_rtt_ms = decode_rtt_ms_;
     int64_t last_result_ns = now_ns();
     while (!sched.done()) {
       for (int g = 0; g < groups; ++g) {
@@ -461,11 +469,8 @@ class Run {
         return internal_error("result for unknown step " + std::to_string(h.step_id));
       const int group = git->second;
       const double rtt_ms = static_cast<double>(now_ns() - step_sent_ns_[h.step_id]) * 1e-6;
-      if (step_decode_only_[h.step_id]) {
-        decode_rtt_ms.push_back(rtt_ms);
-        decode_tokens += h.n_tokens;
-        decode_results_.emplace_back(now_ns(), static_cast<int64_t>(h.n_tokens));
-      }
+      if (step_decode_only_[h.step_id])
+        decode_results_.push_back({now_ns(), static_cast<int64_t>(h.n_tokens), rtt_ms});
       step_group_.erase(git);
       if (h.sampled_tokens.size() != h.seq_ids.size()) {
         return internal_error("the last stage returned " + std::to_string(h.sampled_tokens.size()) +
@@ -502,53 +507,50 @@ class Run {
     const double t1 = now_s();
     report_.generate_s = t1 - t0;
     for (const auto& t : report_.tokens) report_.total_tokens += static_cast<int64_t>(t.size());
-    report_.decode_latency_ms = median_of(decode_rtt_ms);
     report_.plan_used = plan_;
-    if (first_decode_ns_ > 0 && decode_tokens > 0) {
-      report_.throughput_tok_per_s =
-          static_cast<double>(decode_tokens) / (t1 - static_cast<double>(first_decode_ns_) * 1e-9);
-    }
-    // The steady state the plan predicts: tokens of results that arrived after every sequence
-    // was decoding and up to the first sequence's end, over that time.
-    int64_t window_tokens = 0, window_steps = 0;
-    for (const auto& [at_ns, n] : decode_results_) {
-      if (all_decoding_ns_ > 0 && at_ns > all_decoding_ns_ && at_ns <= first_done_ns_) {
-        window_tokens += n;
+    measure_decode(t1);
+    return {};
+  }
+
+  // The report's decode latency (median round trip of a decode-only step) and throughput: the
+  // steady state the plan predicts, tokens of results that arrived after every sequence was
+  // decoding and up to the first sequence's end, over that time; over the whole decode phase
+  // (from the first decode step to `end_s`) when that window holds fewer than two steps.
+  void measure_decode(double end_s) {
+    std::vector<double> rtt_ms;
+    int64_t tokens = 0, window_tokens = 0, window_steps = 0;
+    for (const DecodeResult& r : decode_results_) {
+      rtt_ms.push_back(r.rtt_ms);
+      tokens += r.n_tokens;
+      if (all_decoding_ns_ > 0 && r.at_ns > all_decoding_ns_ && r.at_ns <= first_done_ns_) {
+        window_tokens += r.n_tokens;
         ++window_steps;
       }
     }
+    report_.decode_latency_ms = median_of(rtt_ms);
     if (window_steps >= 2 && first_done_ns_ > all_decoding_ns_) {
       report_.throughput_tok_per_s =
           static_cast<double>(window_tokens) /
           (static_cast<double>(first_done_ns_ - all_decoding_ns_) * 1e-9);
+    } else if (first_decode_ns_ > 0 && tokens > 0) {
+      report_.throughput_tok_per_s =
+          static_cast<double>(tokens) / (end_s - static_cast<double>(first_decode_ns_) * 1e-9);
     }
-    return {};
   }
 
   Status collect_stats() {
     for (size_t i = 0; i < peers_.size(); ++i) {
-      Peer& p = peers_[i];
-      STRATA_RETURN_IF_ERROR(
-          p.control->send(tp::Stats{}, tp::Deadline::after_ms(o_.agent_timeout_ms)));
-      for (;;) {
-        STRATA_ASSIGN_OR_RETURN(tp::ControlMessage m, expect_reply(p));
-        auto* s = std::get_if<tp::Stats>(&m);
-        if (s == nullptr) continue;  // a late heartbeat echo
-        StageReport& sr = report_.stages[i];
-        std::vector<double> decode_ms;
-        for (const tp::StepStats& st : s->steps) {
-          ++sr.steps;
-          sr.compute_ms += st.compute_ms;
-          sr.wait_ms += st.wait_ms;
-          sr.link_ms += st.link_ms;
-          sr.bytes_in += st.bytes_in;
-          sr.bytes_out += st.bytes_out;
-          if (step_decode_only_.count(st.step_id) != 0 && step_decode_only_[st.step_id])
-            decode_ms.push_back(st.compute_ms);
-        }
-        sr.decode_compute_ms_median = median_of(decode_ms);
-        break;
+      STRATA_ASSIGN_OR_RETURN(const tp::Stats s, request_stats(peers_[i]));
+      StageReport& sr = report_.stages[i];
+      for (const tp::StepStats& st : s.steps) {
+        ++sr.steps;
+        sr.compute_ms += st.compute_ms;
+        sr.wait_ms += st.wait_ms;
+        sr.link_ms += st.link_ms;
+        sr.bytes_in += st.bytes_in;
+        sr.bytes_out += st.bytes_out;
       }
+      sr.decode_compute_ms_median = median_of(decode_step_ms(s));
     }
     return {};
   }
@@ -566,12 +568,15 @@ class Run {
   std::string lost_device_;     // set when a heartbeat deadline passes
   std::set<std::string> lost_;  // every agent lost so far
   double t0_generate_ = 0;
-  int64_t decode_tokens_ = 0;
-  std::vector<double> decode_rtt_ms_;
-  std::vector<std::pair<int64_t, int64_t>> decode_results_;  // (arrival ns, tokens)
-  int32_t n_started_ = 0;                                    // sequences with a first token
-  int64_t all_decoding_ns_ = 0;  // when the last sequence got its first token
-  int64_t first_done_ns_ = 0;    // when the first sequence got its last token
+  struct DecodeResult {
+    int64_t at_ns;  // arrival
+    int64_t n_tokens;
+    double rtt_ms;  // sent to received
+  };
+  std::vector<DecodeResult> decode_results_;  // every decode-only step, all epochs
+  int32_t n_started_ = 0;                     // sequences with a first token
+  int64_t all_decoding_ns_ = 0;               // when the last sequence got its first token
+  int64_t first_done_ns_ = 0;                 // when the first sequence got its last token
   tp::HeartbeatSender heartbeat_{1000};
   uint64_t next_step_id_ = 1;
   std::map<uint64_t, int> step_group_;
@@ -584,21 +589,33 @@ class Run {
 
 Result<RunReport> run_plan(const RunOptions& options) { return Run(options).go(); }
 
-PlanSpec even_plan(const std::vector<std::string>& devices, int64_t n_layers) {
+namespace {
+
+// One stage per device in order, device k holding blocks[k] blocks; the embedding joins the
+// first stage and the head the last.
+PlanSpec plan_of_blocks(const std::vector<std::string>& devices,
+                        const std::vector<int64_t>& blocks) {
   PlanSpec p;
-  const auto n = static_cast<int64_t>(devices.size());
   int64_t unit = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    // Blocks split as evenly as possible; the embedding joins stage 0, the head the last.
-    const int64_t blocks = n_layers / n + (i < n_layers % n ? 1 : 0);
+  for (size_t k = 0; k < devices.size(); ++k) {
     StageSpec s;
-    s.device = devices[static_cast<size_t>(i)];
+    s.device = devices[k];
     s.unit_begin = unit;
-    s.unit_end = unit + blocks + (i == 0 ? 1 : 0) + (i + 1 == n ? 1 : 0);
+    s.unit_end = unit + blocks[k] + (k == 0 ? 1 : 0) + (k + 1 == devices.size() ? 1 : 0);
     unit = s.unit_end;
     p.stages.push_back(s);
   }
   return p;
+}
+
+}  // namespace
+
+PlanSpec even_plan(const std::vector<std::string>& devices, int64_t n_layers) {
+  // Blocks split as evenly as possible, the first stages taking the remainder.
+  const auto n = static_cast<int64_t>(devices.size());
+  std::vector<int64_t> blocks;
+  for (int64_t i = 0; i < n; ++i) blocks.push_back(n_layers / n + (i < n_layers % n ? 1 : 0));
+  return plan_of_blocks(devices, blocks);
 }
 
 PlanSpec speed_weighted_plan(const std::vector<std::string>& devices,
@@ -635,17 +652,9 @@ PlanSpec speed_weighted_plan(const std::vector<std::string>& devices,
   std::stable_sort(rest.begin(), rest.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
   for (size_t r = 0; left > 0; ++r, --left) ++blocks[rest[r % rest.size()].second];
-  PlanSpec p;
-  int64_t unit = 0;
-  for (size_t k = 0; k < order.size(); ++k) {
-    StageSpec s;
-    s.device = devices[order[k]];
-    s.unit_begin = unit;
-    s.unit_end = unit + blocks[k] + (k == 0 ? 1 : 0) + (k + 1 == order.size() ? 1 : 0);
-    unit = s.unit_end;
-    p.stages.push_back(s);
-  }
-  return p;
+  std::vector<std::string> kept;
+  for (const size_t i : order) kept.push_back(devices[i]);
+  return plan_of_blocks(kept, blocks);
 }
 
 Result<PlanSpec> load_plan(const std::string& path) {

@@ -35,18 +35,18 @@ struct Pace {
 // figure (memory bandwidth, memory budget).
 Result<Pace> load_pace(const std::string& reference_profile);
 
-// The units of one stage of `model`: the embedding when `embedding`, blocks
-// [block_begin, block_end), the head when `head`, costed as docs/COST_MODEL.md's Llama table
-// in the weight type of the stage's first block (or of the embedding/head without blocks).
-// kInvalidArgument when the shape cannot be costed.
+// The units of one stage of `model` (a whole model or a slice): the embedding when
+// `embedding`, blocks [block_begin, block_end), the head when `head`, costed by the planner's
+// own table for a model file (partitioner::layer_table_from_model). kCorrupt when the model
+// has no units.
 Result<std::vector<partitioner::LayerUnit>> stage_units(const model::Model& model, bool embedding,
                                                         int64_t block_begin, int64_t block_end,
                                                         bool head);
 
 // Seconds the reference device takes for one step of `n_tokens` tokens of `units`: attention
 // over `ctx_positions` positions in all, `kv_rows` KV rows read (partitioner::unit_step_s).
-// Missing compute figures for a type count as f32's; with none at all, only memory time is
-// counted.
+// load_pace gave every weight type a rate (missing ones count as f32's; with none at all,
+// only memory time is counted).
 double reference_step_s(const Pace& pace, const std::vector<partitioner::LayerUnit>& units,
                         int64_t n_tokens, double ctx_positions, double kv_rows);
 

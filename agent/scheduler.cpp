@@ -13,12 +13,7 @@ Scheduler::Scheduler(const SchedulerOptions& options) : options_(options) {
 }
 
 int32_t Scheduler::add_sequence(std::vector<int32_t> prompt, int64_t n_gen) {
-  STRATA_CHECK(!prompt.empty() && n_gen >= 1);
-  Seq s;
-  s.prompt = std::move(prompt);
-  s.n_gen = n_gen;
-  seqs_.push_back(std::move(s));
-  return static_cast<int32_t>(seqs_.size() - 1);
+  return resume_sequence(std::move(prompt), {}, n_gen);
 }
 
 int32_t Scheduler::resume_sequence(std::vector<int32_t> prompt, std::vector<int32_t> generated,

@@ -174,17 +174,10 @@ class Queue {
   double busy_s_ = 0;
 };
 
-// `depth` threads, each taking the next piece and reading it with pread.
-class PreadEngine final : public IoEngine {
+// What both engines share: a group's reads split into pieces of at most `chunk_` bytes on a
+// Queue that the engine's own threads drain.
+class QueuedEngine : public IoEngine {
  public:
-  PreadEngine(const StreamFile& f, int depth, int64_t chunk) : f_(f), chunk_(chunk) {
-    for (int i = 0; i < depth; ++i) workers_.emplace_back([this] { worker(); });
-  }
-  ~PreadEngine() override {
-    queue_.stop();
-    for (std::thread& t : workers_) t.join();
-  }
-  ReaderKind kind() const override { return ReaderKind::kPread; }
   double busy_s() const override { return queue_.busy_s(); }
   void submit(std::vector<ReadOp> ops, std::function<void(Status)> done) override {
     auto g = std::make_shared<Group>();
@@ -197,6 +190,25 @@ class PreadEngine final : public IoEngine {
     queue_.push(std::move(pieces));
   }
 
+ protected:
+  explicit QueuedEngine(int64_t chunk) : chunk_(chunk) {}
+
+  int64_t chunk_;
+  Queue queue_;
+};
+
+// `depth` threads, each taking the next piece and reading it with pread.
+class PreadEngine final : public QueuedEngine {
+ public:
+  PreadEngine(const StreamFile& f, int depth, int64_t chunk) : QueuedEngine(chunk), f_(f) {
+    for (int i = 0; i < depth; ++i) workers_.emplace_back([this] { worker(); });
+  }
+  ~PreadEngine() override {
+    queue_.stop();
+    for (std::thread& t : workers_) t.join();
+  }
+  ReaderKind kind() const override { return ReaderKind::kPread; }
+
  private:
   void worker() {
     Piece p;
@@ -207,18 +219,16 @@ class PreadEngine final : public IoEngine {
   }
 
   const StreamFile& f_;
-  int64_t chunk_;
-  Queue queue_;
   std::vector<std::thread> workers_;
 };
 
 // One thread owning a ring with up to `depth` reads submitted. It sleeps in the kernel while
 // reads are in flight and on the queue when none are; new pieces queued while reads are in
 // flight are taken at the next completion. A short read is resubmitted for its rest.
-class UringEngine final : public IoEngine {
+class UringEngine final : public QueuedEngine {
  public:
   UringEngine(const StreamFile& f, int depth, int64_t chunk)
-      : f_(f), depth_(depth), chunk_(chunk) {}
+      : QueuedEngine(chunk), f_(f), depth_(depth) {}
   ~UringEngine() override {
     queue_.stop();
     if (thread_.joinable()) thread_.join();
@@ -237,17 +247,6 @@ class UringEngine final : public IoEngine {
     return {};
   }
   ReaderKind kind() const override { return ReaderKind::kUring; }
-  double busy_s() const override { return queue_.busy_s(); }
-  void submit(std::vector<ReadOp> ops, std::function<void(Status)> done) override {
-    auto g = std::make_shared<Group>();
-    g->done = std::move(done);
-    std::vector<Piece> pieces = split(ops, chunk_, g);
-    if (pieces.empty()) {
-      g->done(Status());
-      return;
-    }
-    queue_.push(std::move(pieces));
-  }
 
  private:
   void prep(size_t slot) {
@@ -324,9 +323,7 @@ class UringEngine final : public IoEngine {
 
   const StreamFile& f_;
   int depth_;
-  int64_t chunk_;
   io_uring ring_{};
-  Queue queue_;
   std::vector<Piece> slots_;  // the read in flight in each ring slot
   std::vector<size_t> free_;
   std::thread thread_;

@@ -1,19 +1,20 @@
 // The GGUF path of `strata plan --model`: the model module's per-unit costs turned into a
-// layer table. Compiled only when the model module provides Model::load and model_cost
-// (partitioner/CMakeLists.txt checks for model/model.cpp and defines STRATA_PLAN_HAS_GGUF).
+// layer table (also what an emulating agent paces its stage by).
 #include "strata/model/model.h"
 #include "strata/partitioner/layer_table.h"
 
 namespace strata::partitioner {
 
-bool gguf_costs_available() { return true; }
-
 Result<LayerTable> layer_table_from_gguf(const std::string& path) {
   STRATA_ASSIGN_OR_RETURN(const std::unique_ptr<model::Model> m, model::Model::load(path));
-  const model::ModelCost cost = model::model_cost(*m, model::DType::kF32);
+  return layer_table_from_model(*m, path);
+}
+
+Result<LayerTable> layer_table_from_model(const model::Model& m, const std::string& source) {
+  const model::ModelCost cost = model::model_cost(m, model::DType::kF32);
   LayerTable table;
-  table.source = path;
-  table.name = m->config().name.empty() ? path : m->config().name;
+  table.source = source;
+  table.name = m.config().name.empty() ? source : m.config().name;
   table.input_bytes_per_token = 4;  // a token id
   for (size_t i = 0; i < cost.units.size(); ++i) {
     const model::LayerCost& c = cost.units[i];
@@ -32,7 +33,7 @@ Result<LayerTable> layer_table_from_gguf(const std::string& path) {
     u.weight_bytes_by_type = c.weight_bytes_by_type;
     if (u.weight_bytes_by_type.empty() && u.weight_bytes > 0) {
       u.weight_bytes_by_type[std::string(
-          model::dtype_name(static_cast<uint32_t>(m->config().main_type)).value_or("f32"))] =
+          model::dtype_name(static_cast<uint32_t>(m.config().main_type)).value_or("f32"))] =
           u.weight_bytes;
     }
     u.weight_bytes_read_per_token =
@@ -44,7 +45,7 @@ Result<LayerTable> layer_table_from_gguf(const std::string& path) {
     if (u.kind == UnitKind::kHead) u.activation_bytes_out = 4;
     table.units.push_back(std::move(u));
   }
-  if (table.units.empty()) return corrupt(path + ": the model has no units to place");
+  if (table.units.empty()) return corrupt(source + ": the model has no units to place");
   return table;
 }
 

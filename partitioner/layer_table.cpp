@@ -280,14 +280,4 @@ Result<LayerTable> llama_layer_table(const LlamaShape& shape, const std::string&
   return table;
 }
 
-#ifndef STRATA_PLAN_HAS_GGUF
-bool gguf_costs_available() { return false; }
-
-Result<LayerTable> layer_table_from_gguf(const std::string& path) {
-  return unsupported(path +
-                     ": this build of strata has no GGUF reader in its planner (the model "
-                     "module was not linked); give the model's costs with --layers TABLE.json");
-}
-#endif
-
 }  // namespace strata::partitioner

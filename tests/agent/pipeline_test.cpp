@@ -65,6 +65,26 @@ model::GenerateResult reference(const std::string& path, const std::vector<int32
   return std::move(r).value();
 }
 
+// Starts agents dev0, dev1, ... (dev i with threads(i) threads), each with its own cache in
+// `dir`, and names them in `o->agents` and `names`. Returns the processes; fewer than `n` when
+// one did not start.
+std::vector<std::unique_ptr<testing::ChildProcess>> start_agents(const fs::path& dir, int n,
+                                                                 int (*threads)(int), RunOptions* o,
+                                                                 std::vector<std::string>* names) {
+  std::vector<std::unique_ptr<testing::ChildProcess>> agents;
+  for (int i = 0; i < n; ++i) {
+    std::string ep;
+    const std::string name = "dev" + std::to_string(i);
+    auto a = testing::start_agent(STRATA_BIN, name, threads(i),
+                                  (dir / ("cache" + std::to_string(i))).string(), &ep);
+    if (a == nullptr) break;
+    agents.push_back(std::move(a));
+    o->agents[name] = ep;
+    names->push_back(name);
+  }
+  return agents;
+}
+
 class Pipeline : public ::testing::TestWithParam<std::tuple<model::DType, int>> {};
 
 TEST_P(Pipeline, RunIsBitIdenticalToGenerate) {
@@ -76,18 +96,11 @@ TEST_P(Pipeline, RunIsBitIdenticalToGenerate) {
   const int64_t n_gen = 9;
   const model::GenerateResult want = reference(path, prompt, n_gen, {});
 
-  std::vector<std::unique_ptr<testing::ChildProcess>> agents;
   RunOptions o;
   std::vector<std::string> names;
-  for (int i = 0; i < n_stages; ++i) {
-    std::string ep;
-    const std::string name = "dev" + std::to_string(i);
-    agents.push_back(testing::start_agent(
-        STRATA_BIN, name, 1 + i % 3, (dir.path / ("cache" + std::to_string(i))).string(), &ep));
-    ASSERT_NE(agents.back(), nullptr) << "agent " << name << " did not start";
-    o.agents[name] = ep;
-    names.push_back(name);
-  }
+  const auto agents = start_agents(
+      dir.path, n_stages, [](int i) { return 1 + i % 3; }, &o, &names);
+  ASSERT_EQ(agents.size(), static_cast<size_t>(n_stages)) << "an agent did not start";
   o.model_path = path;
   o.plan = even_plan(names, 5);
   o.prompts.assign(3, prompt);
@@ -159,18 +172,11 @@ TEST(PipelineFailover, ALostAgentIsReplannedAroundAndTheRunFinishesIdentically) 
   const std::vector<int32_t> prompt = model::default_prompt(13, 400);
   const int64_t n_gen = 14;
   const model::SamplerOptions so{0.9f, 40, 0.95f, 77};
-  std::vector<std::unique_ptr<testing::ChildProcess>> agents;
   RunOptions o;
   std::vector<std::string> names;
-  for (int i = 0; i < 3; ++i) {
-    std::string ep;
-    const std::string name = "dev" + std::to_string(i);
-    agents.push_back(testing::start_agent(
-        STRATA_BIN, name, 1, (dir.path / ("cache" + std::to_string(i))).string(), &ep));
-    ASSERT_NE(agents.back(), nullptr);
-    o.agents[name] = ep;
-    names.push_back(name);
-  }
+  const auto agents = start_agents(
+      dir.path, 3, [](int) { return 1; }, &o, &names);
+  ASSERT_EQ(agents.size(), 3u);
   o.model_path = path;
   o.plan = even_plan(names, 5);
   o.prompts.assign(2, prompt);

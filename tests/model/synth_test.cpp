@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "strata/model/model.h"
+#include "support/cli.h"
 
 #ifndef STRATA_BIN
 #error "STRATA_BIN must name the strata binary"
@@ -22,19 +23,13 @@
 namespace strata::model {
 namespace {
 
-class TempDir {
+// Each test's folder, named after the file's tests.
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    std::string t = ::testing::TempDir() + "strata_synth_XXXXXX";
-    STRATA_CHECK(::mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : testing::TempDir("strata_synth_") {}
 };
+
+using testing::read_all;
 
 SynthSpec small_spec() {
   SynthSpec s;
@@ -47,13 +42,6 @@ SynthSpec small_spec() {
   s.ctx = 512;
   s.seed = 7;
   return s;
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::unique_ptr<Model> synth_and_load(const TempDir& dir, const SynthSpec& spec,
@@ -307,22 +295,10 @@ TEST(Synth, UnwritableOutputNamesThePath) {
 
 // ---- the commands, through the built binary ----
 
-struct CmdResult {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
+using testing::CmdResult;
 
 CmdResult run(const TempDir& dir, const std::string& args) {
-  const std::string out = dir.file("stdout.txt");
-  const std::string err = dir.file("stderr.txt");
-  const std::string cmd = std::string(STRATA_BIN) + " " + args + " >" + out + " 2>" + err;
-  const int status = std::system(cmd.c_str());
-  CmdResult r;
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_all(out);
-  r.err = read_all(err);
-  return r;
+  return testing::run_command(dir, STRATA_BIN, args);
 }
 
 TEST(ModelCli, SynthThenInfo) {

@@ -15,6 +15,10 @@
 
 #include "strata/base/status.h"
 
+namespace strata::model {
+class Model;
+}
+
 namespace strata::partitioner {
 
 // Where a unit may go: the embedding must open stage 0 and the head must close the last
@@ -85,12 +89,11 @@ struct LlamaShape {
 // an unknown type.
 Result<LayerTable> llama_layer_table(const LlamaShape& shape, const std::string& weight_type);
 
-// The table of the GGUF model at `path`, from the model module's per-unit costs (f32 KV
-// cache). Returns the model loader's error, or kUnsupported when this build was made without
-// the model module (see partitioner/CMakeLists.txt).
+// The table of a loaded model, from the model module's per-unit costs (model_cost, f32 KV
+// cache); `source` names it in messages. A slice's units outside it weigh nothing. Returns
+// kCorrupt for a model without units.
+Result<LayerTable> layer_table_from_model(const model::Model& m, const std::string& source);
+// The same for the GGUF file at `path`; also the model loader's errors.
 Result<LayerTable> layer_table_from_gguf(const std::string& path);
-
-// True when layer_table_from_gguf can read GGUF files in this build.
-bool gguf_costs_available();
 
 }  // namespace strata::partitioner
