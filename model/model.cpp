@@ -345,24 +345,29 @@ ModelCost model_cost(const Model& model, DType kv_type) {
   const ModelConfig& c = model.config();
   ModelCost cost;
 
+  // A slice's parts it does not hold weigh nothing (the units keep their place).
   LayerCost embd;
   embd.name = "token_embd";
-  add_weight(&embd, model.token_embd());
+  if (model.has_embedding()) {
+    add_weight(&embd, model.token_embd());
+    embd.weight_bytes_read_per_token = row_bytes(model.token_embd().type, c.dim);
+  }
   embd.flops_per_token = 0;  // a row lookup, no arithmetic
   embd.activation_bytes_out = c.dim * 4;
-  embd.weight_bytes_read_per_token = row_bytes(model.token_embd().type, c.dim);
   cost.units.push_back(embd);
 
   const int64_t kv_block = dtype_block_elems(kv_type);
   const int64_t kv_row_bytes = (c.kv_dim() + kv_block - 1) / kv_block * dtype_block_bytes(kv_type);
   for (int64_t i = 0; i < c.n_layers; ++i) {
-    const LayerWeights& l = model.layer(i);
     LayerCost u;
     u.name = "blk." + std::to_string(i);
-    add_norm(&u, c.dim);
-    for (const WeightView* w : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_o}) add_weight(&u, *w);
-    add_norm(&u, c.dim);
-    for (const WeightView* w : {&l.ffn_gate, &l.ffn_up, &l.ffn_down}) add_weight(&u, *w);
+    if (i >= model.block_begin() && i < model.block_end()) {
+      const LayerWeights& l = model.layer(i);
+      add_norm(&u, c.dim);
+      for (const WeightView* w : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_o}) add_weight(&u, *w);
+      add_norm(&u, c.dim);
+      for (const WeightView* w : {&l.ffn_gate, &l.ffn_up, &l.ffn_down}) add_weight(&u, *w);
+    }
     // QKᵀ and A·V: one multiply-add per head dimension each, per head, per cached position.
     u.attn_flops_per_token_per_ctx = 4.0 * static_cast<double>(c.n_heads * c.head_dim);
     u.kv_bytes_per_token = 2 * kv_row_bytes;
@@ -375,8 +380,10 @@ ModelCost model_cost(const Model& model, DType kv_type) {
   // so its weight bytes are the embedding's: a stage holding the head needs them resident.
   LayerCost out;
   out.name = "output";
-  add_norm(&out, c.dim);
-  add_weight(&out, model.output());
+  if (model.has_head()) {
+    add_norm(&out, c.dim);
+    add_weight(&out, model.output());
+  }
   out.activation_bytes_out = c.vocab * 4;
   out.weight_bytes_read_per_token = out.weight_bytes;
   cost.units.push_back(out);

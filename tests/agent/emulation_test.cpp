@@ -70,6 +70,25 @@ TEST_F(Emulation, PacesAStageToThePlannersDecodeAndPrefillTimes) {
               1e-9 * cm->stage(0, 3, 6).decode_s);
 }
 
+TEST_F(Emulation, PacesASliceAsThePlanCostsItsStage) {
+  // An agent holds only its slice: the costs must come out the same as from the whole model.
+  auto pace = load_pace(STRATA_SOURCE_DIR "/profiles/devices/rpi4b-4gb.json");
+  ASSERT_TRUE(pace.ok());
+  auto whole = model::Model::load(path_);
+  ASSERT_TRUE(whole.ok());
+  const std::string slice_path = (dir_ / "tail.gguf").string();
+  ASSERT_TRUE(model::write_model_slice(**whole, 2, 4, false, true, slice_path).ok());
+  auto slice = model::Model::load(slice_path);
+  ASSERT_TRUE(slice.ok()) << slice.status().to_string();
+  auto from_slice = stage_units(**slice, false, 2, 4, true);
+  auto from_whole = stage_units(**whole, false, 2, 4, true);
+  ASSERT_TRUE(from_slice.ok() && from_whole.ok());
+  EXPECT_EQ(reference_step_s(*pace, *from_slice, 2, 64.0, 64.0),
+            reference_step_s(*pace, *from_whole, 2, 64.0, 64.0));
+  EXPECT_EQ(reference_step_s(*pace, *from_slice, 16, 120.0, 16.0),
+            reference_step_s(*pace, *from_whole, 16, 120.0, 16.0));
+}
+
 TEST(EmulationErrors, AProfileWithoutTheFiguresIsRefusedByName) {
   EXPECT_EQ(load_pace("/nonexistent/profile.json").status().code(), StatusCode::kNotFound);
 }

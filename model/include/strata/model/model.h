@@ -147,7 +147,8 @@ struct ModelCost {
 // row per token; blk.i counts both norms, the 7 matrices, QKᵀ and A·V as
 // attn_flops_per_token_per_ctx = 4 * n_heads * head_dim, and K and V in kv_bytes_per_token;
 // output counts output_norm and the head (the embedding matrix when tied), and hands on vocab
-// f32 logits. Pure; thread-safe.
+// f32 logits. For a slice, the embedding, blocks and head it does not hold weigh nothing (no
+// bytes, no matmul FLOPs); every unit keeps its place. Pure; thread-safe.
 ModelCost model_cost(const Model& model, DType kv_type);
 
 // Parameters of `strata model synth`: a GGUF with deterministic random weights of a real shape.
