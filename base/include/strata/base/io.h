@@ -19,8 +19,9 @@ Status write_file_atomic(const std::string& path, const std::string& data);
 int64_t now_ns();
 double now_s();
 // Returns at now_ns() >= deadline_ns, at most a few microseconds late: sleeps while the
-// deadline is far and spins through the last 200 us, because a sleep wakes about 100 us late
-// here, which emulated links and paced devices would add on every hop and step.
+// deadline is far (with the calling thread's timer slack set to 1 us) and spins through the
+// last 60 us, because even then a sleep wakes about 20 us late here, which emulated links and
+// paced devices would add on every hop and step.
 void sleep_until_ns(int64_t deadline_ns);
 
 // Peak resident set size of this process in bytes (VmHWM), or 0 when /proc is unreadable.
