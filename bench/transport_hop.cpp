@@ -35,7 +35,14 @@ struct Config {
   int warmup = 2000;
   int stream_messages = 400;
   std::string mode = "both";
+  double delay_ms = 0;  // > 0: both senders shaped with this one-way delay (link emulation)
 };
+
+ChannelOptions sender_options(const Config& cfg) {
+  ChannelOptions o;
+  o.link.delay_ms = cfg.delay_ms;
+  return o;
+}
 
 constexpr int64_t kActivationFloats = 2048;       // 8 KiB
 constexpr int64_t kStreamFloats = (1 << 20) / 4;  // 1 MiB
@@ -86,6 +93,8 @@ void echo_loop(DataReceiver& rx, DataSender& tx) {
     must(tx.send(m.header, m.payload, Deadline::after_ms(60000)), "echo send");
   }
 }
+
+double g_delay_ms = 0;  // for print_results
 
 struct HopFigures {
   double rtt_median_us = 0;
@@ -160,8 +169,10 @@ Results run_threads(const Config& cfg) {
   Context far_ctx = must(Context::create(), "context");
   DataReceiver near_rx = must(DataReceiver::bind(near_ctx, "tcp://127.0.0.1:*"), "bind");
   DataReceiver far_rx = must(DataReceiver::bind(far_ctx, "tcp://127.0.0.1:*"), "bind");
-  DataSender near_tx = must(DataSender::connect(near_ctx, far_rx.endpoint()), "connect");
-  DataSender far_tx = must(DataSender::connect(far_ctx, near_rx.endpoint()), "connect");
+  DataSender near_tx =
+      must(DataSender::connect(near_ctx, far_rx.endpoint(), sender_options(cfg)), "connect");
+  DataSender far_tx =
+      must(DataSender::connect(far_ctx, near_rx.endpoint(), sender_options(cfg)), "connect");
   std::thread far([&] { echo_loop(far_rx, far_tx); });
   Results r = run_near_side(near_tx, near_rx, cfg);
   far.join();
@@ -195,14 +206,16 @@ Results run_processes(const Config& cfg) {
     Context ctx = must(Context::create(), "context");
     DataReceiver rx = must(DataReceiver::bind(ctx, "tcp://127.0.0.1:*"), "bind");
     write_line(to_parent[1], rx.endpoint());
-    DataSender tx = must(DataSender::connect(ctx, read_line(to_child[0])), "connect");
+    DataSender tx =
+        must(DataSender::connect(ctx, read_line(to_child[0]), sender_options(cfg)), "connect");
     echo_loop(rx, tx);
     std::_Exit(0);
   }
   Context ctx = must(Context::create(), "context");
   DataReceiver rx = must(DataReceiver::bind(ctx, "tcp://127.0.0.1:*"), "bind");
   write_line(to_child[1], rx.endpoint());
-  DataSender tx = must(DataSender::connect(ctx, read_line(to_parent[0])), "connect");
+  DataSender tx =
+      must(DataSender::connect(ctx, read_line(to_parent[0]), sender_options(cfg)), "connect");
   Results r = run_near_side(tx, rx, cfg);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -215,8 +228,11 @@ Results run_processes(const Config& cfg) {
 
 void print_results(const char* mode, const Results& r) {
   const auto hop = [&](const char* what, const HopFigures& f) {
+    // With emulated delay, the one-way columns show what the hop costs beyond it.
+    const double delay_us = g_delay_ms * 1e3;
     std::printf("| %-9s | %-26s | %7d | %9.1f | %9.1f | %12.1f | %12.1f |\n", mode, what, f.n,
-                f.rtt_median_us, f.rtt_p99_us, f.rtt_median_us / 2, f.rtt_p99_us / 2);
+                f.rtt_median_us, f.rtt_p99_us, f.rtt_median_us / 2 - delay_us,
+                f.rtt_p99_us / 2 - delay_us);
   };
   hop("8 KiB (2048 f32) hop", r.hop_8k);
   hop("header only (no tensor)", r.hop_empty);
@@ -236,14 +252,18 @@ Config parse(int argc, char** argv) {
       cfg.stream_messages = std::atoi(argv[++i]);
     else if (arg == "--mode" && has_value)
       cfg.mode = argv[++i];
+    else if (arg == "--delay-ms" && has_value)
+      cfg.delay_ms = std::atof(argv[++i]);
     else {
       std::fprintf(stderr,
                    "usage: bench_transport_hop [--round-trips N (>= 100, default 20000)]\n"
-                   "       [--stream-messages N (default 400)] [--mode threads|processes|both]\n");
+                   "       [--stream-messages N (default 400)] [--mode threads|processes|both]\n"
+                   "       [--delay-ms X (shape both senders: one-way delay; the table then\n"
+                   "        shows the excess over X)]\n");
       std::exit(arg == "--help" || arg == "-h" ? 0 : 2);
     }
   }
-  if (cfg.round_trips < 100 || cfg.stream_messages < 1 ||
+  if (cfg.round_trips < 100 || cfg.stream_messages < 1 || cfg.delay_ms < 0 ||
       (cfg.mode != "threads" && cfg.mode != "processes" && cfg.mode != "both")) {
     std::fprintf(stderr, "bench_transport_hop: bad arguments (see --help)\n");
     std::exit(2);
@@ -255,11 +275,12 @@ Config parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Config cfg = parse(argc, argv);
+  g_delay_ms = cfg.delay_ms;
   std::printf(
       "strata transport hop: DataSender -> DataReceiver over tcp://127.0.0.1, one ZeroMQ\n"
       "context (1 I/O thread) per side, echo forwards the received payload (no copy).\n"
-      "one-way = RTT / 2; %d warm-up round trips not counted.\n\n",
-      cfg.warmup);
+      "one-way = RTT / 2%s; %d warm-up round trips not counted.\n\n",
+      cfg.delay_ms > 0 ? " - the emulated delay (both senders shaped)" : "", cfg.warmup);
   std::printf("| %-9s | %-26s | %7s | %9s | %9s | %12s | %12s |\n", "endpoints", "message", "n",
               "RTT p50", "RTT p99", "one-way p50", "one-way p99");
   std::printf("| %-9s | %-26s | %7s | %9s | %9s | %12s | %12s |\n", "", "", "", "us", "us", "us",
