@@ -9,7 +9,10 @@
 #include <sstream>
 #include <thread>
 
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace strata {
@@ -83,6 +86,28 @@ void sleep_until_ns(int64_t deadline_ns) {
   const int64_t left = deadline_ns - now_ns();
   if (left > kSpinNs) std::this_thread::sleep_for(std::chrono::nanoseconds(left - kSpinNs));
   while (now_ns() < deadline_ns) std::this_thread::yield();
+}
+
+bool request_prompt_wakeups() {
+  prctl(PR_SET_TIMERSLACK, 1000UL);
+  // struct sched_attr as of Linux 3.14 (SCHED_ATTR_SIZE_VER0); glibc 2.36 has no wrapper.
+  struct {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime;  // SCHED_OTHER under EEVDF: the requested slice, ns
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+  } attr{};
+  attr.size = sizeof attr;
+  attr.sched_policy = SCHED_OTHER;
+  errno = 0;
+  const int nice = getpriority(PRIO_PROCESS, 0);  // of this thread; keep it
+  attr.sched_nice = errno == 0 ? nice : 0;
+  attr.sched_runtime = 100'000;
+  return syscall(SYS_sched_setattr, 0, &attr, 0) == 0;
 }
 
 int64_t peak_rss_bytes() { return proc_status_kib("VmHWM:") * 1024; }

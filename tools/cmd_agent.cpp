@@ -22,6 +22,8 @@ struct AgentArgs {
 };
 
 Status run_agent(AgentArgs& a) {
+  // Before any thread starts: ZeroMQ's I/O threads, the shaper and the workers inherit it.
+  request_prompt_wakeups();
   if (!a.mem_budget.empty()) {
     STRATA_ASSIGN_OR_RETURN(a.o.mem_budget_bytes, parse_bytes(a.mem_budget));
   }

@@ -25,6 +25,7 @@ nlohmann::json spread_json(const transport::Spread& s) {
 }
 
 Status run_link(LinkArgs a) {
+  request_prompt_wakeups();  // RTTs without a compute slice in them
   a.options.burst_message_bytes = static_cast<uint64_t>(a.burst_mib * 1024 * 1024);
   STRATA_ASSIGN_OR_RETURN(transport::Context ctx, transport::Context::create(1));
   nlohmann::json links = nlohmann::json::array();

@@ -42,6 +42,7 @@ struct RunArgs {
 };
 
 Status run_run(const RunArgs& a) {
+  request_prompt_wakeups();  // inherited by every thread this process starts
   agent::RunOptions o;
   std::vector<std::string> order;
   for (const std::string& spec : a.agents) {

@@ -1,7 +1,6 @@
 #include "shaper.h"
 
 #include <poll.h>
-#include <sys/prctl.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -139,8 +138,8 @@ void Shaper::run() {
   const auto delay_ns = static_cast<int64_t>(link_.delay_ms * 1e6);
   std::deque<Pending> queue;
   std::vector<zmq::message_t> frames;
-  int64_t link_free_ns = 0;          // when the emulated wire finishes its current message
-  prctl(PR_SET_TIMERSLACK, 1000UL);  // this thread only; advisory, so failure is harmless
+  int64_t link_free_ns = 0;  // when the emulated wire finishes its current message
+  request_prompt_wakeups();  // this thread only; advisory
 
   for (;;) {
     bool blocked = false;

@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 
 namespace strata {
 namespace {
@@ -46,6 +48,37 @@ TEST(Io, FormatBytes) {
 TEST(Io, RssIsReported) {
   EXPECT_GT(peak_rss_bytes(), 0);
   EXPECT_GE(peak_rss_bytes(), current_rss_bytes());
+}
+
+// The slice the kernel reports for the calling thread (/proc/thread-self/sched, "se.slice"), or
+// -1 where the file or the field is missing (kernels before EEVDF).
+int64_t thread_slice_ns() {
+  std::ifstream in("/proc/thread-self/sched");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("se.slice", 0) == 0) return std::atoll(line.c_str() + line.find(':') + 1);
+  }
+  return -1;
+}
+
+TEST(Io, PromptWakeupsShortenTheSliceOfThisThreadAndItsChildren) {
+  int64_t own = -2;
+  int64_t child = -2;
+  bool granted = false;
+  // In a thread of its own, so that the test process keeps its default slice.
+  std::thread t([&] {
+    granted = request_prompt_wakeups();
+    own = thread_slice_ns();
+    std::thread c([&] { child = thread_slice_ns(); });
+    c.join();
+  });
+  t.join();
+  if (!granted) {
+    GTEST_SKIP() << "this kernel takes no slice request (before Linux 6.12)";
+  }
+  ASSERT_NE(own, -1) << "granted, but /proc/thread-self/sched shows no se.slice";
+  EXPECT_EQ(own, 100'000);
+  EXPECT_EQ(child, 100'000);  // ZeroMQ's I/O threads rely on inheriting it
 }
 
 }  // namespace
