@@ -672,6 +672,7 @@ Result<PlanSpec> load_plan(const std::string& path) {
   if (chosen.contains("predicted") && chosen["predicted"].is_object()) {
     const auto& pr = chosen["predicted"];
     p.predicted_latency_ms = pr.value("latency_ms", 0.0);
+    p.predicted_round_trip_ms = pr.value("round_trip_ms", 0.0);
     p.predicted_throughput_tok_per_s = pr.value("throughput_tok_per_s", 0.0);
     p.predicted_sequences = pr.value("sequences", int64_t{0});
     p.micro_batch = pr.value("micro_batch", int64_t{0});
@@ -743,10 +744,18 @@ std::string format_report(const RunReport& r) {
     out += line;
   }
   out += "\n                      predicted   measured   error\n";
-  std::snprintf(line, sizeof line, "per-token latency ms  %9.2f  %9.2f   %s\n",
-                r.plan.predicted_latency_ms, r.decode_latency_ms,
-                pct_error(r.plan.predicted_latency_ms, r.decode_latency_ms).c_str());
+  const double interval_ms = r.plan.predicted_token_interval_ms();
+  std::snprintf(line, sizeof line, "per-token latency ms  %9.2f  %9.2f   %s", interval_ms,
+                r.decode_latency_ms, pct_error(interval_ms, r.decode_latency_ms).c_str());
   out += line;
+  if (r.plan.predicted_round_trip_ms > 0) {
+    std::snprintf(line, sizeof line, "  (all %lld in flight; a step alone %.2f ms)",
+                  static_cast<long long>(r.plan.predicted_sequences), r.plan.predicted_latency_ms);
+  } else {
+    line[0] = '\0';
+  }
+  out += line;
+  out += "\n";
   std::snprintf(line, sizeof line,
                 "throughput tok/s      %9.2f  %9.2f   %s  (plan at %lld sequences)\n",
                 r.plan.predicted_throughput_tok_per_s, r.throughput_tok_per_s,
@@ -777,14 +786,15 @@ std::string report_json(const RunReport& r) {
   j["time_to_first_token_ms"] = r.time_to_first_token_ms;
   j["measured"] = {{"latency_ms", r.decode_latency_ms},
                    {"throughput_tok_per_s", r.throughput_tok_per_s}};
-  j["predicted"] = {{"latency_ms", r.plan.predicted_latency_ms},
+  j["predicted"] = {{"latency_ms", r.plan.predicted_token_interval_ms()},
+                    {"step_alone_ms", r.plan.predicted_latency_ms},
                     {"throughput_tok_per_s", r.plan.predicted_throughput_tok_per_s},
                     {"sequences", r.plan.predicted_sequences}};
   const auto err = [](double p, double m) -> nlohmann::json {
     if (p <= 0 || m <= 0) return nullptr;
     return (p - m) / m;
   };
-  j["error"] = {{"latency", err(r.plan.predicted_latency_ms, r.decode_latency_ms)},
+  j["error"] = {{"latency", err(r.plan.predicted_token_interval_ms(), r.decode_latency_ms)},
                 {"throughput", err(r.plan.predicted_throughput_tok_per_s, r.throughput_tok_per_s)}};
   nlohmann::json stages = nlohmann::json::array();
   for (const StageReport& s : r.stages) {

@@ -405,6 +405,30 @@ StageCost CostModel::compute_stage(int device, int b, int c) const {
   return s;
 }
 
+double CostModel::period_s(double latency_s, double bottleneck_s) const {
+  const double b = static_cast<double>(micro_batch_);
+  const double s = bottleneck_s;
+  const double l = std::max(latency_s, s);  // a lower bound's S may exceed its L
+  const int64_t g = n_groups();
+  if (g == 1) return l / b;
+  // Mean value analysis, customer by customer: a group arriving at the station finds there the
+  // queue of a cycle with one group fewer (the arrival theorem); each waiting one costs a full
+  // step, the one in service half a step on average.
+  const double z = l - s;
+  double queue = 0;  // groups at the station
+  double busy = 0;   // the station's utilisation
+  double x = 0;      // groups per second
+  for (int64_t n = 1; n <= g; ++n) {
+    const double r = s + s * (queue - busy) + busy * s / 2;
+    x = static_cast<double>(n) / (r + z);
+    queue = x * r;
+    busy = x * s;
+  }
+  // The half-step residual over-counts at high utilisation; no cycle beats one step per S.
+  if (s > 0) x = std::min(x, 1.0 / s);
+  return 1.0 / (x * b);
+}
+
 bool CostModel::interchangeable(int a, int b) const {
   const DeviceCaps& x = devices_[static_cast<size_t>(a)];
   const DeviceCaps& y = devices_[static_cast<size_t>(b)];

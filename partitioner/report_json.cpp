@@ -16,6 +16,9 @@ Json predicted(const CostModel& model, const Objectives& o) {
   Json j = Json::object();
   j["latency_ms"] = o.latency_s * 1e3;
   j["throughput_tok_per_s"] = o.throughput_tok_per_s();
+  // What each sequence waits between its tokens with all N in flight: every group takes a
+  // turn of N x period, queueing at the slowest stage included (latency_ms is a step alone).
+  j["round_trip_ms"] = o.period_s * static_cast<double>(model.settings().sequences) * 1e3;
   j["sequences"] = model.settings().sequences;
   j["micro_batch"] = model.micro_batch();
   j["groups"] = model.n_groups();

@@ -188,11 +188,8 @@ bool Search::prepare(Worker& w, uint32_t used, int c, int from, int first) const
 // As Bounds::clamp, with the exact least bottleneck and pressure of any completion.
 void Search::raise_floors(const Worker& w, Partial* p) const {
   if (!w.parts_on) return;
-  // period = max(latency / G, bottleneck) / B: raising the bottleneck to latency / G leaves
-  // every period unchanged.
-  const double n_groups = static_cast<double>(m_.n_groups());
-  const double latency_s = (p->latency_s + w.floor.latency_s) * (1 - 1e-9);
-  p->bottleneck_s = std::max({p->bottleneck_s, latency_s / n_groups, w.floor.bottleneck_s});
+  // Every completion's bottleneck is at least the floor's, so the final maximum is unchanged.
+  p->bottleneck_s = std::max(p->bottleneck_s, w.floor.bottleneck_s);
   p->mem_pressure = std::max(p->mem_pressure, w.floor.mem_pressure);
 }
 

@@ -230,9 +230,7 @@ Rest Bounds::rest(uint32_t free, int c, int from) const {
 }
 
 void Bounds::clamp(Partial* p, const Rest& r) const {
-  const double floor_s = std::max(
-      (p->latency_s + r.latency_s) / static_cast<double>(m_.n_groups()) * kShrink, r.bottleneck_s);
-  p->bottleneck_s = std::max(p->bottleneck_s, floor_s);
+  p->bottleneck_s = std::max(p->bottleneck_s, r.bottleneck_s);
   p->mem_pressure = std::max(p->mem_pressure, r.mem_pressure);
 }
 

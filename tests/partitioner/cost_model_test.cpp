@@ -140,6 +140,41 @@ TEST(CostModel, MicroBatchesShareTheWeightReadsOfAStep) {
             StatusCode::kInvalidArgument);
 }
 
+TEST(CostModel, PeriodCountsGroupsBunchingAtTheSlowestStage) {
+  Tiny t;
+  t.settings.sequences = 2;
+  t.settings.micro_batch = 1;
+  const CostModel m = t.build();
+  ASSERT_EQ(m.n_groups(), 2);
+  // By hand, two groups: the first finds the station idle (1 step of 0.25 in a 1.0 cycle, so
+  // it is busy a quarter of the time); the second waits out half a step that often:
+  // R = 0.25 + 0.25 x 0.25 / 2, a cycle of R + 0.75 = 1.03125 for two groups.
+  EXPECT_DOUBLE_EQ(m.period_s(1.0, 0.25), 1.03125 / 2);
+  // Capped at one step per slowest stage, which the half-step residual would beat at high
+  // utilisation: 0.9 of a 1.0 cycle in one stage gives 2 / (0.9 + 0.405 + 0.1) > 1 / 0.9.
+  EXPECT_DOUBLE_EQ(m.period_s(1.0, 0.9), 0.9);
+  t.settings.sequences = 1;
+  EXPECT_DOUBLE_EQ(t.build().period_s(1.0, 0.25), 1.0);  // one group never waits
+  // For G = 1..12: between the regular-timing bound max(L / G, S) and one group at a time (L),
+  // and non-decreasing in L and in S, which the search's exactness rests on.
+  for (int64_t g = 1; g <= 12; ++g) {
+    t.settings.sequences = g;
+    const CostModel mg = t.build();
+    ASSERT_EQ(mg.n_groups(), g);
+    for (double l = 0.1; l <= 3.0; l += 0.1) {
+      double last = 0;
+      for (double s = 0.01; s <= l; s += 0.01) {
+        const double p = mg.period_s(l, s);
+        EXPECT_GE(p, std::max(l / static_cast<double>(g), s) * (1 - 1e-12)) << g << " " << l;
+        EXPECT_LE(p, l * (1 + 1e-12)) << g << " " << l << " " << s;
+        EXPECT_GE(p, last) << "falls with S at G " << g << ", L " << l << ", S " << s;
+        EXPECT_GE(mg.period_s(l + 0.05, s), p) << "falls with L at G " << g;
+        last = p;
+      }
+    }
+  }
+}
+
 TEST(CostModel, ResolvedMicroBatchDividesTheSequences) {
   PlanSettings s;
   s.sequences = 4;

@@ -76,6 +76,11 @@ TEST(Report, PlanJsonCarriesTheChosenStagesAndTheFront) {
   EXPECT_EQ(stages.back()["link_out_to"], "coordinator");
   EXPECT_DOUBLE_EQ(j["chosen"]["predicted"]["latency_ms"].get<double>(),
                    chosen.objectives.latency_s * 1e3);
+  // Each sequence's turn with all N in flight: N x the period, never shorter than a step alone.
+  const auto& pr = j["chosen"]["predicted"];
+  EXPECT_DOUBLE_EQ(pr["round_trip_ms"].get<double>(),
+                   chosen.objectives.period_s * pr["sequences"].get<double>() * 1e3);
+  EXPECT_GE(pr["round_trip_ms"].get<double>(), pr["latency_ms"].get<double>() * (1 - 1e-12));
   EXPECT_EQ(j["settings"]["coordinator"]["device"], "laptop");
   EXPECT_EQ(j["links"].size(), 3u);
   EXPECT_EQ(j["search"]["exact"], true);

@@ -31,7 +31,13 @@ struct StageSpec {
 
 struct PlanSpec {
   std::vector<StageSpec> stages;
-  double predicted_latency_ms = 0;  // per-token decode latency
+  double predicted_latency_ms = 0;     // a decode step through the pipeline, alone
+  double predicted_round_trip_ms = 0;  // a sequence's time between tokens with N in flight
+                                       // (0 when the plan does not say)
+  // What the run's measured latency (a decode step's round trip) is compared with.
+  double predicted_token_interval_ms() const {
+    return predicted_round_trip_ms > 0 ? predicted_round_trip_ms : predicted_latency_ms;
+  }
   double predicted_throughput_tok_per_s = 0;
   int64_t predicted_sequences = 0;
   // Sequences per pipeline step the plan was costed with (its groups are N / micro_batch);

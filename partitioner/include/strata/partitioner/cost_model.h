@@ -117,12 +117,14 @@ class CostModel {
   // B (the resolved micro-batch) and G = N / B, the pipeline groups in flight.
   int64_t micro_batch() const { return micro_batch_; }
   int64_t n_groups() const { return settings_.sequences / micro_batch_; }
-  // Period per token from a step's latency and the bottleneck stage's step time: G groups
-  // cycle through the pipeline, each taking max(latency, G x bottleneck) per round of N tokens.
-  double period_s(double latency_s, double bottleneck_s) const {
-    return std::max(latency_s / static_cast<double>(n_groups()), bottleneck_s) /
-           static_cast<double>(micro_batch_);
-  }
+  // Period per token (s) from a step's latency L and the slowest stage or link's step time S
+  // (non-decreasing in both, as the search's exactness needs; docs/COST_MODEL.md, "Throughput").
+  // G groups cycle through the pipeline. With perfectly regular timing the period would be
+  // max(L / G, S) / B, but groups bunch: any jitter leaves one waiting behind another at the
+  // slowest stage. The wait is taken from approximate mean value analysis of G customers on a
+  // closed cycle of one queueing station (S, deterministic service: a waiting group waits out
+  // half a step of the one in service) and a delay of L - S, capped at the regular bound.
+  double period_s(double latency_s, double bottleneck_s) const;
   // True when every device has power figures, so energy takes part in dominance.
   bool energy_in_dominance() const { return energy_in_dominance_; }
 
