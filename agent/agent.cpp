@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -427,8 +428,9 @@ struct Agent::Impl {
     stats.push_back(st);
   }
 
-  // Holds the step until the reference device would have finished it; returns the step's
-  // emulated compute time (s).
+  // Holds the step until the reference device would have finished it; returns the reference
+  // device's time for the step (s), which the step overran when it is below `compute_s`, or 0
+  // when the stage cannot be emulated (emulation is then off).
   double pace_step(const tp::DataHeader& h, double compute_s) {
     if (pace_units.empty()) {
       Result<std::vector<partitioner::LayerUnit>> u =
@@ -436,7 +438,7 @@ struct Agent::Impl {
       if (!u.ok()) {
         log("emulation off for this stage: " + u.status().message());
         pace.reset();
-        return compute_s;
+        return 0;
       }
       pace_units = std::move(u).value();
     }
@@ -457,9 +459,10 @@ struct Agent::Impl {
       if (pace_overruns++ == 0) {
         log("a step took " + std::to_string(compute_s * 1e3) + " ms here, longer than the " +
             std::to_string(target_s * 1e3) + " ms of " + pace->reference.name +
-            ": this machine is too slow to emulate it exactly");
+            ": this machine is too slow to emulate it exactly (the run's report counts every "
+            "overrun)");
       }
-      return compute_s;
+      return target_s;
     }
     sleep_until_ns(now_ns() + static_cast<int64_t>((target_s - compute_s) * 1e9));
     return target_s;
@@ -559,9 +562,12 @@ struct Agent::Impl {
         payload = tp::SharedBytes::from_vector(std::move(logits));
       }
     }
-    double compute_s = now_s() - t0;
-    if (pace) compute_s = pace_step(h, compute_s);
-    st->compute_ms = compute_s * 1e3;
+    const double local_s = now_s() - t0;
+    const double paced_s = pace ? pace_step(h, local_s) : 0;
+    st->local_ms = local_s * 1e3;
+    st->paced_ms = paced_s * 1e3;
+    // The step took the paced time, or longer when this host overran it.
+    st->compute_ms = std::max(local_s, paced_s) * 1e3;
     st->bytes_out = payload.size_bytes();
     send_down(std::move(out), std::move(payload), st);
   }

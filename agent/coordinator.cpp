@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "headroom.h"
 #include "strata/agent/scheduler.h"
 #include "strata/base/io.h"
 #include "strata/model/model.h"
@@ -551,6 +552,10 @@ class Run {
         sr.bytes_out += st.bytes_out;
       }
       sr.decode_compute_ms_median = median_of(decode_step_ms(s));
+      sr.emulation = measure_headroom(s.steps, [this](uint64_t step_id) {
+        const auto it = step_decode_only_.find(step_id);
+        return it != step_decode_only_.end() && it->second;
+      });
     }
     return {};
   }
@@ -743,6 +748,7 @@ std::string format_report(const RunReport& r) {
                       : "n/a");
     out += line;
   }
+  out += format_headroom(r.stages);
   out += "\n                      predicted   measured   error\n";
   const double interval_ms = r.plan.predicted_token_interval_ms();
   std::snprintf(line, sizeof line, "per-token latency ms  %9.2f  %9.2f   %s", interval_ms,
@@ -810,7 +816,8 @@ std::string report_json(const RunReport& r) {
                       {"decode_step_ms_median", s.decode_compute_ms_median},
                       {"predicted_decode_ms", s.predicted_decode_ms},
                       {"shipped_bytes", s.shipped_bytes},
-                      {"load_ms", s.load_ms}});
+                      {"load_ms", s.load_ms},
+                      {"emulation", headroom_json(s.emulation)}});
   }
   j["stages"] = stages;
   return j.dump();

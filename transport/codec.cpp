@@ -60,12 +60,15 @@ fb::Offset<void> build_body(Fbb& fbb, const Heartbeat& m) {
   return wire::CreateHeartbeat(fbb, m.seq, m.sent_ns).Union();
 }
 
+// A Stats of the most steps allowed must fit in one header frame, whatever StepStats grows to.
+static_assert(sizeof(wire::StepStats) * kMaxStatsSteps + 4096 <= kMaxHeaderBytes);
+
 fb::Offset<void> build_body(Fbb& fbb, const Stats& m) {
   std::vector<wire::StepStats> steps;
   steps.reserve(m.steps.size());
   for (const StepStats& s : m.steps) {
     steps.emplace_back(s.step_id, s.n_tokens, s.compute_ms, s.wait_ms, s.link_ms, s.bytes_in,
-                       s.bytes_out);
+                       s.bytes_out, s.local_ms, s.paced_ms);
   }
   return wire::CreateStats(fbb, m.stage_index, steps.empty() ? 0 : fbb.CreateVectorOfStructs(steps))
       .Union();
@@ -177,7 +180,7 @@ Stats read(const wire::Stats& w) {
     m.steps.reserve(steps->size());
     for (const wire::StepStats* s : *steps) {
       m.steps.push_back({s->step_id(), s->n_tokens(), s->compute_ms(), s->wait_ms(), s->link_ms(),
-                         s->bytes_in(), s->bytes_out()});
+                         s->bytes_in(), s->bytes_out(), s->local_ms(), s->paced_ms()});
     }
   }
   return m;

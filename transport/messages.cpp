@@ -98,6 +98,8 @@ Status check_fields(const Stats& m) {
     STRATA_RETURN_IF_ERROR(check_time("stats.compute_ms", s.compute_ms));
     STRATA_RETURN_IF_ERROR(check_time("stats.wait_ms", s.wait_ms));
     STRATA_RETURN_IF_ERROR(check_time("stats.link_ms", s.link_ms));
+    STRATA_RETURN_IF_ERROR(check_time("stats.local_ms", s.local_ms));
+    STRATA_RETURN_IF_ERROR(check_time("stats.paced_ms", s.paced_ms));
   }
   return {};
 }

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "process.h"
 #include "strata/agent/coordinator.h"
 #include "strata/model/engine.h"
@@ -354,6 +356,68 @@ TEST(PipelineStreaming, AgentWithABudgetBelowItsStageStreamsAndMatchesGenerate) 
   EXPECT_GT(r->stages[1].resident_bytes, static_cast<uint64_t>(kv));
   EXPECT_LE(r->stages[1].resident_bytes, static_cast<uint64_t>(budget));
   EXPECT_LT(r->stages[1].resident_bytes, static_cast<uint64_t>(stage_bytes));
+}
+
+// An agent emulating a Raspberry Pi 4 reports, per step, its compute here and the time it was
+// paced to; the report folds them into the stage's headroom. The other agent does not emulate
+// and has none. Timings vary with the host: only their consistency is checked.
+TEST(PipelineEmulation, EmulatingStagesReportTheirHeadroomAndOthersNone) {
+  TempDir dir;
+  const std::string path = synth(dir.path, model::DType::kQ4_0);
+  const std::vector<int32_t> prompt = model::default_prompt(9, 400);
+  const int64_t n_gen = 8;
+  const model::GenerateResult want = reference(path, prompt, n_gen, {});
+  std::string e0, e1;
+  auto a0 =
+      testing::start_agent(STRATA_BIN, "pi4", 1, (dir.path / "c0").string(), &e0,
+                           {"--emulate", STRATA_SOURCE_DIR "/profiles/devices/rpi4b-4gb.json"});
+  auto a1 = testing::start_agent(STRATA_BIN, "host", 1, (dir.path / "c1").string(), &e1);
+  ASSERT_TRUE(a0 && a1);
+  RunOptions o;
+  o.agents = {{"pi4", e0}, {"host", e1}};
+  o.model_path = path;
+  o.plan = even_plan({"pi4", "host"}, 5);
+  o.prompts.assign(2, prompt);
+  o.n_gen = n_gen;
+  o.slice_dir = (dir.path / "slices").string();
+  o.agent_timeout_ms = 20000;
+  auto r = run_plan(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  for (const auto& tokens : r->tokens) EXPECT_EQ(tokens, want.tokens);  // pacing changes no bits
+  ASSERT_EQ(r->stages.size(), 2u);
+
+  const EmulationHeadroom& pi4 = r->stages[0].emulation;
+  EXPECT_TRUE(pi4.emulating());
+  EXPECT_GT(pi4.paced_steps, 0);
+  EXPECT_LE(pi4.paced_steps, r->stages[0].steps);
+  EXPECT_GT(pi4.decode_steps, 0);
+  EXPECT_LE(pi4.decode_steps, pi4.paced_steps);
+  EXPECT_GT(pi4.decode_paced_ms_median, 0.0);
+  EXPECT_GT(pi4.decode_local_ms_median, 0.0);
+  EXPECT_LE(pi4.overrun_steps, pi4.paced_steps);
+  EXPECT_GE(pi4.overrun_ms, 0.0);
+  EXPECT_EQ(pi4.overrun_steps == 0, pi4.overrun_ms == 0.0);
+  EXPECT_DOUBLE_EQ(pi4.local_to_paced(), pi4.decode_local_ms_median / pi4.decode_paced_ms_median);
+  // A paced step takes at least the paced time: the decode step column is never below it.
+  EXPECT_GE(r->stages[0].decode_compute_ms_median, pi4.decode_paced_ms_median);
+
+  const EmulationHeadroom& host = r->stages[1].emulation;
+  EXPECT_FALSE(host.emulating());
+  EXPECT_EQ(host.paced_steps, 0);
+  EXPECT_EQ(host.overrun_steps, 0);
+  EXPECT_EQ(host.decode_paced_ms_median, 0.0);
+
+  const std::string text = format_report(*r);
+  EXPECT_NE(text.find("emulation: pi4 computed a decode step in "), std::string::npos) << text;
+  EXPECT_EQ(text.find("emulation: host"), std::string::npos) << text;
+  const nlohmann::json j = nlohmann::json::parse(report_json(*r));
+  const nlohmann::json& em = j["stages"][0]["emulation"];
+  ASSERT_TRUE(em.is_object()) << j.dump();
+  EXPECT_EQ(em["paced_steps"].get<int64_t>(), pi4.paced_steps);
+  EXPECT_EQ(em["overrun_steps"].get<int64_t>(), pi4.overrun_steps);
+  EXPECT_DOUBLE_EQ(em["decode_paced_ms_median"].get<double>(), pi4.decode_paced_ms_median);
+  EXPECT_DOUBLE_EQ(em["local_to_paced"].get<double>(), pi4.local_to_paced());
+  EXPECT_TRUE(j["stages"][1]["emulation"].is_null()) << j.dump();
 }
 
 TEST(PipelineErrors, StageTooBigForTheAgentsBudgetIsRefusedWithTheShortfall) {

@@ -2,6 +2,7 @@
 // refused with the right Status and reason.
 #include "strata/transport/codec.h"
 
+#include <cmath>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -52,6 +53,31 @@ TEST(Codec, LogitRowsMustBeIncreasingTokenIndices) {
   EXPECT_EQ(check_data_header(h, 3 * 16 * 4).code(), StatusCode::kInvalidArgument);
   h.logit_rows = {0, 1};
   EXPECT_TRUE(check_data_header(h, 3 * 16 * 4).ok());
+}
+
+TEST(Codec, FullStatsFitTheHeaderBoundAndKeepEveryField) {
+  // The most steps a Stats may carry, every field distinct, must fit in one header frame.
+  Stats m;
+  m.stage_index = 3;
+  m.steps.resize(kMaxStatsSteps);
+  for (size_t i = 0; i < m.steps.size(); ++i) {
+    const double x = static_cast<double>(i);
+    StepStats& s = m.steps[i];
+    s.step_id = i;
+    s.n_tokens = static_cast<uint32_t>(i % 7);
+    s.compute_ms = x + 0.5;
+    s.wait_ms = x + 0.25;
+    s.link_ms = x + 0.125;
+    s.bytes_in = 3 * i;
+    s.bytes_out = 5 * i;
+    s.local_ms = x + 0.375;
+    s.paced_ms = x + 0.625;
+  }
+  const std::vector<uint8_t> bytes = encode_control(m);
+  EXPECT_LE(bytes.size(), kMaxHeaderBytes);
+  auto back = decode_control(bytes, false, 0);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_TRUE(*back == ControlMessage(m));
 }
 
 TEST(Codec, EmptyFieldsRoundTrip) {
@@ -222,6 +248,12 @@ TEST(Codec, ControlFieldBounds) {
   Stats negative;
   negative.steps = {{1, 1, -1.0, 0, 0, 0, 0}};
   refuse_fields(negative);
+  Stats negative_paced;
+  negative_paced.steps = {{1, 1, 1.0, 0, 0, 0, 0, 1.0, -0.5}};
+  refuse_fields(negative_paced);
+  Stats nan_local;
+  nan_local.steps = {{1, 1, 1.0, 0, 0, 0, 0, std::nan(""), 1.0}};
+  refuse_fields(nan_local);
 }
 
 TEST(Codec, DataBoundsAndPayloadSize) {

@@ -58,7 +58,10 @@ inline std::vector<ControlMessage> sample_control_messages() {
   assign.seed = 1234567890123ull;
   Stats stats;
   stats.stage_index = 2;
-  stats.steps = {{41, 8, 12.5, 0.25, 1.75, 65536, 32768}, {42, 1, 3.0, 0.5, 0.125, 8192, 8192}};
+  // Step 41 was paced (local below paced), step 42 overran its pace, step 43 was not emulated.
+  stats.steps = {{41, 8, 12.5, 0.25, 1.75, 65536, 32768, 2.5, 12.5},
+                 {42, 1, 3.0, 0.5, 0.125, 8192, 8192, 3.0, 2.25},
+                 {43, 1, 1.5, 0.0, 0.0625, 8192, 8192, 1.5, 0.0}};
   return {sample_hello(),
           assign,
           ShipSlice{"sha256:4567", 1024, 16, 4096},

@@ -94,6 +94,24 @@ struct RunOptions {
   std::function<void(const std::string&)> on_progress;
 };
 
+// How much of the reference device's time an emulating agent's host needed (agent --emulate
+// paces each step to the reference's roofline; docs/ARCHITECTURE.md). A step overruns when this
+// host computes it slower than the reference would have: the step then takes the host's time,
+// and the measured figures include the host's contention, not the reference device's speed.
+struct EmulationHeadroom {
+  int64_t paced_steps = 0;            // steps the agent paced; 0: the stage does not emulate
+  int64_t overrun_steps = 0;          // of them, those whose local compute exceeded the paced time
+  double overrun_ms = 0;              // local minus paced, summed over the overruns
+  int64_t decode_steps = 0;           // decode-only paced steps, behind the two medians
+  double decode_local_ms_median = 0;  // this host's compute per decode step, before pacing
+  double decode_paced_ms_median = 0;  // the reference device's time per decode step
+  bool emulating() const { return paced_steps > 0; }
+  // decode_local_ms_median / decode_paced_ms_median: below 1 is headroom; 0 without decode steps.
+  double local_to_paced() const {
+    return decode_paced_ms_median > 0 ? decode_local_ms_median / decode_paced_ms_median : 0;
+  }
+};
+
 struct StageReport {
   std::string device;
   std::string endpoint;
@@ -108,6 +126,7 @@ struct StageReport {
   // What the agent holds for the stage (its Ready): weights + KV cache, or, when the stage
   // streams, the resident set + KV cache.
   uint64_t resident_bytes = 0;
+  EmulationHeadroom emulation;  // all zero when the agent does not emulate
 };
 
 struct ReplanEvent {

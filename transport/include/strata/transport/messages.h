@@ -15,7 +15,8 @@ namespace strata::transport {
 
 // Stamped into every message's envelope; a peer speaking another version is refused with
 // kUnsupported (and, on a control server, an Error reply) before any field is read.
-inline constexpr uint16_t kProtocolVersion = 1;
+// 2: StepStats gained local_ms and paced_ms (a struct's layout is not extensible).
+inline constexpr uint16_t kProtocolVersion = 2;
 
 // Bounds every received header is checked against before use. A header frame larger than
 // kMaxHeaderBytes is refused unread.
@@ -103,11 +104,16 @@ struct Heartbeat {
 struct StepStats {
   uint64_t step_id = 0;
   uint32_t n_tokens = 0;
-  double compute_ms = 0;
+  double compute_ms = 0;  // the step as the pipeline saw it: paced when emulating
   double wait_ms = 0;
   double link_ms = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+  // Emulation headroom: the compute this host took before pacing, and the reference device's
+  // time the step was paced to (0 when not emulating). local_ms > paced_ms is an overrun: the
+  // step took compute_ms = local_ms, longer than the reference device would have.
+  double local_ms = 0;
+  double paced_ms = 0;
   bool operator==(const StepStats&) const = default;
 };
 
