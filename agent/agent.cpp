@@ -161,7 +161,14 @@ struct Agent::Impl {
     const auto mb = [](int64_t n) { return format_bytes(static_cast<double>(n)); };
     log("streaming: budget " + mb(cap) + " - KV cache " + mb(kv_bytes) + " = " +
         mb(cap - kv_bytes) + " for weights; resident " + mb(p.resident_bytes) + ": pinned " +
-        mb(p.pinned_bytes) + ", layers [" + list(p.resident_layers) + "] " +
+        mb(p.pinned_bytes) +
+        (p.embedding_rows ? ", embedding rows on demand " + mb(p.embedding_buffer_bytes)
+                          : std::string()) +
+        (p.n_units > 0 ? ", norms " + mb(p.norm_bytes) + ", " + std::to_string(p.n_resident_units) +
+                             " of " + std::to_string(p.n_units) + " units of <= " +
+                             mb(p.unit_bytes) + " (whole layers [" + list(p.resident_layers) +
+                             "], part of [" + list(p.partly_resident_layers) + "]) "
+                       : ", layers [" + list(p.resident_layers) + "] ") +
         mb(p.resident_layer_bytes) + ", ring " + mb(p.ring_bytes) + " (lookahead " +
         std::to_string(p.lookahead) + ")" +
         (p.sparse ? ", kept gates " + mb(p.sparse_gate_bytes) + ", FFN buffers " +
