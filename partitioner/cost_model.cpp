@@ -182,6 +182,12 @@ StreamFigures stream_figures(const LayerTable& table, const DeviceCaps& d, int b
   f.mb_per_s = chunk.mb_per_s;
   f.min_bytes = fixed + model::ring_buffer_bytes(slot, 1);
   if (budget < f.min_bytes) return f;
+  int64_t all_units = 0;
+  for (int64_t cost : costs) all_units += cost;
+  if (fixed + all_units <= budget) {  // every unit kept (the embedding left out): no ring
+    f.resident_bytes = fixed + all_units;
+    return f;
+  }
   int look = model::default_lookahead(slot, chunk.bytes, kStreamIoDepth);
   while (look > 0 && fixed + model::ring_buffer_bytes(slot, look + 1) > budget) --look;
   f.overlap = look > 0;
@@ -392,6 +398,7 @@ StageCost CostModel::compute_stage(int device, int b, int c) const {
   s.used_bytes = s.weight_bytes + s.kv_bytes + s.buffer_bytes;
   s.decode_s = s.compute_s;
   s.prefill_s = prefill_compute_s;
+  bool streamed = false;  // the streaming rules hold the stage (weights did not fit)
   if (s.used_bytes <= budget) {
     s.feasible = true;
     s.resident_bytes = s.weight_bytes;
@@ -402,6 +409,7 @@ StageCost CostModel::compute_stage(int device, int b, int c) const {
     const StreamFigures f = stream_figures(table_, d, b, c, weight_budget);
     if (weight_budget >= f.min_bytes) {
       s.feasible = true;
+      streamed = true;
       s.resident_bytes = f.resident_bytes;
       s.streamed_bytes = f.streamed_bytes;
       s.buffer_bytes += f.ring_bytes;
@@ -422,9 +430,11 @@ StageCost CostModel::compute_stage(int device, int b, int c) const {
     s.short_bytes = s.used_bytes - budget;
   }
   s.mem_pressure = static_cast<double>(s.used_bytes) / static_cast<double>(budget);
-  // A stage that streams has run out of memory: the budget binds (its leftover is less than a
-  // layer), so its pressure is 1, as the search's bounds assume of streaming devices.
-  if (s.feasible && s.streamed_bytes > 0) s.mem_pressure = 1.0;
+  // A stage whose weights had to be streamed has run out of memory: the budget binds (its
+  // leftover is less than a unit), so its pressure is 1, as the search's bounds assume (they
+  // take a stage to hold at least its weights otherwise). That holds too where only the
+  // embedding's rows are read and every block is kept.
+  if (s.feasible && streamed) s.mem_pressure = 1.0;
   return s;
 }
 
