@@ -11,7 +11,7 @@ namespace {
 
 constexpr int64_t kPage = 4096;
 constexpr int64_t kDefaultUnitBytes = int64_t{4} << 20;
-constexpr int64_t kMinUnitBytes = int64_t{64} << 10;
+constexpr int64_t kMinUnitBytes = int64_t{32} << 10;
 
 int64_t page_up(int64_t n) { return (n + kPage - 1) / kPage * kPage; }
 
@@ -97,23 +97,29 @@ std::vector<bool> choose_resident(const std::vector<int64_t>& cost_bytes, int64_
 
 int default_lookahead(int64_t unit_bytes, int64_t chunk_bytes, int io_depth) {
   if (unit_bytes <= 0) return 1;
-  const int64_t in_flight = io_depth * std::min(chunk_bytes, unit_bytes);
-  const int64_t units = (in_flight + unit_bytes - 1) / unit_bytes;
+  // Buffers for io_depth reads in flight and half as many again queued behind them: with only
+  // io_depth, one held by the engine and the others read, the queue runs dry whenever the
+  // engine (or an I/O thread on busy cores) runs late, and the storage idles.
+  const int64_t in_flight = 3 * io_depth * std::min(chunk_bytes, unit_bytes);
+  const int64_t units = (in_flight + 2 * unit_bytes - 1) / (2 * unit_bytes);
   return static_cast<int>(std::clamp<int64_t>(units - 1, 1, 8));
 }
 
 int64_t default_unit_bytes(const std::map<int64_t, double>& seq_read_mb_per_s) {
+  // Half the smallest read size the storage serves within 10% of its best: the ring is paid
+  // for in budget, so more buffers of half the size keep as many bytes in flight for the same
+  // memory, and their reads still run near the bound.
   double best = 0;
   for (const auto& [chunk, mbps] : seq_read_mb_per_s) {
     if (chunk >= kPage && chunk % kPage == 0) best = std::max(best, mbps);
   }
-  if (best <= 0) return kDefaultUnitBytes;
+  if (best <= 0) return kDefaultUnitBytes / 2;
   for (const auto& [chunk, mbps] : seq_read_mb_per_s) {  // ascending sizes
     if (chunk >= kPage && chunk % kPage == 0 && mbps >= 0.9 * best) {
-      return std::max(chunk, kMinUnitBytes);
+      return std::max(chunk / 2 / kPage * kPage, kMinUnitBytes);
     }
   }
-  return kDefaultUnitBytes;
+  return kDefaultUnitBytes / 2;
 }
 
 int64_t embedding_row_buffer_bytes(int64_t row_bytes) { return page_up(row_bytes) + kPage; }

@@ -322,13 +322,14 @@ void add_generate_command(CLI::App& root, Action& action) {
                   "Streaming read size (multiple of 4K; default from --profile, else 4M)");
   cmd->add_option("--unit", a->unit,
                   "Streaming unit: layers are read and kept in pieces of at most this size "
-                  "(default: the smallest read size --profile rates within 10% of the best, "
-                  "else 4M)");
+                  "(default: half the smallest read size --profile rates within 10% of the "
+                  "best, else 2M)");
   cmd->add_option("--io-depth", a->io_depth, "Streaming reads in flight (default 4)")
       ->check(CLI::Range(1, 256));
   cmd->add_option("--lookahead", a->lookahead,
                   "Read buffers (one unit each) ahead of compute (default: enough for "
-                  "--io-depth reads in flight, fewer when the budget cannot hold them)")
+                  "--io-depth reads in flight and half as many queued, fewer when the budget "
+                  "cannot hold them)")
       ->check(CLI::Range(0, 8));
   cmd->add_option("--profile", a->profile,
                   "Device profile JSON: storage.seq_read_mb_per_s picks the chunk size")

@@ -398,6 +398,7 @@ TEST(WeightStore, ResidentLayersAreSpreadAndTheBudgetIsKept) {
   spec.n_layers = 12;
   auto m = load(repack(synth(dir, spec, "m.gguf"), dir.path("m.stream.gguf")));
   StreamOptions o;
+  o.lookahead = 1;  // two buffers of a (small) layer each: room for several kept layers
   const std::vector<int64_t> b = budgets(*m, o);
   o.mem_budget_bytes = (b[0] + b[5]) / 2;
   auto p = plan_streaming(*m, o);
@@ -405,7 +406,7 @@ TEST(WeightStore, ResidentLayersAreSpreadAndTheBudgetIsKept) {
   EXPECT_TRUE(p->repacked);
   EXPECT_EQ(p->reads_per_layer, 1);  // a small layer is one unit, one aligned extent
   EXPECT_LE(p->resident_bytes, o.mem_budget_bytes);
-  ASSERT_GE(p->resident_layers.size(), 2u);
+  ASSERT_GE(p->resident_layers.size(), 3u);
   // Spread: no two kept layers adjacent when fewer than half are kept, none at layer 0.
   if (p->resident_layers.size() * 2 < 12) {
     for (size_t i = 1; i < p->resident_layers.size(); ++i) {
@@ -413,7 +414,7 @@ TEST(WeightStore, ResidentLayersAreSpreadAndTheBudgetIsKept) {
     }
   }
   EXPECT_NE(p->resident_layers.front(), 0);
-  EXPECT_GE(p->lookahead, 1);
+  EXPECT_EQ(p->lookahead, 1);
   EXPECT_EQ(p->ring_bytes % (p->lookahead + 1), 0);
 }
 

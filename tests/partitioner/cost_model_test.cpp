@@ -239,15 +239,15 @@ TEST(CostModel, StreamingFillsTheBudgetAndReadsTheRestFromStorage) {
 
 // The planner's stream time against a hand computation of docs/STREAMING.md's figures for a
 // small Llama shape in q4_0: dim 256, kv_dim 64, ffn 512, 6 blocks, vocab 1000.
-//   Units: 64 KiB (the smallest profiled read within 10% of the best, 950 MB/s). A block's
-//   matrices, each starting on a 4 KiB page: q, o 256 rows x 144 B = 36864; k, v 64 rows =
-//   9216 -> 12288; gate, up 512 rows x 144 B = 73728; down 256 rows x 288 B = 73728. Cut at
-//   rows whose bytes are whole pages (256 rows of 144 B, 128 of 288 B) into units of at most
-//   65536: [q k v] 61440, [o] 36864, then gate, up and down in halves of 36864: 8 units,
-//   319488 bytes; the norms (1 KiB -> 4096 each, kept) make the block 327680.
-//   slot = 61440; the read size: the largest within 10% of the best no larger than a buffer,
-//   none, so the smallest of them, 64 KiB; lookahead ceil(4 x 61440 / 61440) - 1 = 3, a ring
-//   of 4 x 61440 = 245760.
+//   Units: 32 KiB (half the smallest profiled read within 10% of the best, 64 KiB at 950 MB/s).
+//   A block's matrices, each starting on a 4 KiB page: q, o 256 rows x 144 B = 36864; k, v 64
+//   rows = 9216 -> 12288; gate, up 512 rows x 144 B = 73728; down 256 rows x 288 B = 73728.
+//   Cut at rows whose bytes are whole pages (256 rows of 144 B, 128 of 288 B: 36864 bytes, more
+//   than a unit, so a unit holds one such step): [q] 36864, [k v] 24576, [o] 36864, then gate,
+//   up and down in halves of 36864: 9 units, 319488 bytes; the norms (1 KiB -> 4096 each,
+//   kept) make the block 327680. slot = 36864; the read size: the largest within 10% of the
+//   best no larger than a buffer, none, so the smallest of them, 64 KiB; lookahead
+//   ceil(1.5 x 4 x 36864 / 36864) - 1 = 5, a ring of 6 x 36864 = 221184.
 //   Fixed: the head (output_norm 1024 -> 4096, output 1000 x 256 x 18/32 = 144000 -> 147456)
 //   151552 + the embedding row buffer (144 B -> 4096, + 4096) 8192 + norms 6 x 8192 = 49152:
 //   208896.
@@ -262,7 +262,7 @@ TEST(CostModel, StreamTimeMatchesTheHandComputation) {
   shape.vocab = 1000;
   auto table = llama_layer_table(shape, "q4_0");
   ASSERT_TRUE(table.ok()) << table.status().to_string();
-  const int64_t fixed = 208'896, slot = 61'440, ring = 245'760, units = 6 * 319'488;
+  const int64_t fixed = 208'896, slot = 36'864, ring = 221'184, units = 6 * 319'488;
   const int64_t outside = 3072 + 4096;
   DeviceCaps d;
   d.name = "pi";
@@ -283,15 +283,17 @@ TEST(CostModel, StreamTimeMatchesTheHandComputation) {
     return m->stage(0, 0, 8);
   };
 
-  // 100000 bytes beside the ring: of the 48 units at spread positions, k = 1 (unit 24, a
-  // [q k v] of 61440) and k = 2 (units 12 and 36, halves of gate: 73728) fit, k = 3 (units 8,
-  // 24 and 40, all [q k v]: 184320) does not. Two units kept, the rest streams, overlapped.
+  // 100000 bytes beside the ring: of the 54 units, any 2 fit (2 x 36864); at k = 3 the spread
+  // positions 9, 27 and 45 (three [q] units: 110592) do not, so k = 2 at positions 13 and 40
+  // (halves of gate: 73728); then the first unit that still fits in the 26272 left, block 0's
+  // [k v] (24576). 98304 kept, the rest streams, overlapped.
+  const int64_t kept = 73'728 + 24'576;
   const StageCost two = stage(fixed + ring + 100'000);
   ASSERT_TRUE(two.feasible);
-  EXPECT_EQ(two.resident_bytes, fixed + 73'728);
-  EXPECT_EQ(two.streamed_bytes, units - 73'728);
+  EXPECT_EQ(two.resident_bytes, fixed + kept);
+  EXPECT_EQ(two.streamed_bytes, units - kept);
   EXPECT_EQ(two.buffer_bytes, 4096 + ring);
-  const double t_io = (units - 73'728) / 950e6;
+  const double t_io = (units - kept) / 950e6;
   EXPECT_DOUBLE_EQ(two.stream_s, t_io);
   ASSERT_LT(two.compute_s, t_io / 0.8);  // storage-bound: eta = 0.8 of the storage bound
   EXPECT_DOUBLE_EQ(two.decode_s, t_io / 0.8);
@@ -322,7 +324,7 @@ TEST(CostModel, StreamTimeMatchesTheHandComputation) {
   ASSERT_TRUE(m.ok());
   const StageCost& p = m->stage(0, 0, 8);
   ASSERT_TRUE(p.feasible);
-  EXPECT_EQ(p.streamed_bytes, units - 73'728);
+  EXPECT_EQ(p.streamed_bytes, units - kept);
   EXPECT_DOUBLE_EQ(p.prefill_s, 3 * t_io / 0.8);
 }
 
