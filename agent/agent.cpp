@@ -139,13 +139,14 @@ struct Agent::Impl {
     STRATA_ASSIGN_OR_RETURN(const model::StreamPlan probe, model::plan_streaming(m, so));
     const int64_t least = probe.min_budget_bytes + kv_bytes;
     if (cap < least) {
-      std::string pinned;
-      for (const std::string& t : probe.pinned_tensors) pinned += (pinned.empty() ? "" : ", ") + t;
+      // (The probe fits everything, so its pinned set is not what streaming pins: name the
+      // minimum's parts instead.)
       return resource_exhausted(
           stage + " needs at least " + bytes(least) + " to stream its weights (KV cache " +
-          bytes(kv_bytes) + " + pinned " + format_bytes(static_cast<double>(probe.pinned_bytes)) +
-          (pinned.empty() ? "" : " (" + pinned + ")") + " + one layer buffer) but " + options.name +
-          " has a budget of " + bytes(cap) + ", short by " + bytes(least - cap));
+          bytes(kv_bytes) + " + " + bytes(probe.min_budget_bytes) +
+          " for the head, the norms, an embedding row buffer on a first stage and one read "
+          "buffer) but " +
+          options.name + " has a budget of " + bytes(cap) + ", short by " + bytes(least - cap));
     }
     so.mem_budget_bytes = cap - kv_bytes;
     return model::StreamingWeights::open(m, so);
