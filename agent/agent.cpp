@@ -140,13 +140,14 @@ struct Agent::Impl {
     STRATA_ASSIGN_OR_RETURN(const model::StreamPlan probe, model::plan_streaming(m, so));
     const int64_t least = probe.min_budget_bytes + kv_bytes;
     if (cap < least) {
-      std::string pinned;
-      for (const std::string& t : probe.pinned_tensors) pinned += (pinned.empty() ? "" : ", ") + t;
+      // (The probe fits everything, so its pinned set is not what streaming pins: name the
+      // minimum's parts instead.)
       return resource_exhausted(
           stage + " needs at least " + bytes(least) + " to stream its weights (KV cache " +
-          bytes(kv_bytes) + " + pinned " + format_bytes(static_cast<double>(probe.pinned_bytes)) +
-          (pinned.empty() ? "" : " (" + pinned + ")") + " + one layer buffer) but " + options.name +
-          " has a budget of " + bytes(cap) + ", short by " + bytes(least - cap));
+          bytes(kv_bytes) + " + " + bytes(probe.min_budget_bytes) +
+          " for the head, the norms, an embedding row buffer on a first stage and one read "
+          "buffer) but " +
+          options.name + " has a budget of " + bytes(cap) + ", short by " + bytes(least - cap));
     }
     so.mem_budget_bytes = cap - kv_bytes;
     return model::StreamingWeights::open(m, so);
@@ -162,7 +163,14 @@ struct Agent::Impl {
     const auto mb = [](int64_t n) { return format_bytes(static_cast<double>(n)); };
     log("streaming: budget " + mb(cap) + " - KV cache " + mb(kv_bytes) + " = " +
         mb(cap - kv_bytes) + " for weights; resident " + mb(p.resident_bytes) + ": pinned " +
-        mb(p.pinned_bytes) + ", layers [" + list(p.resident_layers) + "] " +
+        mb(p.pinned_bytes) +
+        (p.embedding_rows ? ", embedding rows on demand " + mb(p.embedding_buffer_bytes)
+                          : std::string()) +
+        (p.n_units > 0 ? ", norms " + mb(p.norm_bytes) + ", " + std::to_string(p.n_resident_units) +
+                             " of " + std::to_string(p.n_units) + " units of <= " +
+                             mb(p.unit_bytes) + " (whole layers [" + list(p.resident_layers) +
+                             "], part of [" + list(p.partly_resident_layers) + "]) "
+                       : ", layers [" + list(p.resident_layers) + "] ") +
         mb(p.resident_layer_bytes) + ", ring " + mb(p.ring_bytes) + " (lookahead " +
         std::to_string(p.lookahead) + ")" +
         (p.sparse ? ", kept gates " + mb(p.sparse_gate_bytes) + ", FFN buffers " +

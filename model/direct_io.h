@@ -33,6 +33,8 @@ class AlignedBuffer {
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 
   // `bytes` rounded up to kDirectAlign; kResourceExhausted when the OS refuses the memory.
+  // Buffers of 2 MiB or more start on a 2 MiB boundary, so that transparent huge pages cover
+  // all of them but a tail under 2 MiB (an unaligned buffer loses up to 2 MiB at each end).
   static Result<AlignedBuffer> allocate(int64_t bytes);
   uint8_t* data() const { return data_; }
   int64_t size() const { return size_; }

@@ -146,6 +146,9 @@ Status Engine::embed(std::span<const int32_t> tokens, float* hidden) {
                               " tokens)");
     }
   }
+  if (options_.weights != nullptr && options_.weights->serves_embedding_rows()) {
+    return options_.weights->embed_rows(tokens, hidden);
+  }
   parallel_rows(pool_, static_cast<int64_t>(tokens.size()), [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       get_row(model_.token_embd(), tokens[static_cast<size_t>(t)], hidden + t * c.dim);
@@ -205,14 +208,37 @@ Status Engine::forward(std::span<const TokenSlot> tokens, float* hidden) {
     }
     const LayerWeights& w = *wp;
     const int64_t ll = layer - layer_begin_;
+    // y = x · Wᵀ for a matrix the source may hand out in row ranges (data == nullptr): each
+    // output element depends on its weight row only, so the pieces give the whole product's
+    // bits.
+    using Matrix = LayerWeightSource::Matrix;
+    const auto product = [&](Matrix m, const WeightView& v, const float* x, float* y,
+                             int64_t ldy) -> Status {
+      if (v.data != nullptr) {
+        matmul(v, x, n, y, ldy, pool_, mm_scratch_);
+        return {};
+      }
+      STRATA_CHECK(options_.weights != nullptr);
+      for (int64_t row = 0; row < v.rows;) {
+        Result<WeightView> piece = options_.weights->matrix_rows(layer, m, row);
+        if (!piece.ok()) {
+          options_.weights->release(layer);
+          return piece.status();
+        }
+        STRATA_CHECK(piece->rows > 0 && row + piece->rows <= v.rows && piece->cols == v.cols);
+        matmul(*piece, x, n, y + row, ldy, pool_, mm_scratch_);
+        row += piece->rows;
+      }
+      return {};
+    };
 
     parallel_rows(pool_, n, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t)
         rms_norm(hidden + t * dim, w.attn_norm, xn_.data() + t * dim, dim, c.rms_eps);
     });
-    matmul(w.attn_q, xn_.data(), n, q_.data(), dim, pool_, mm_scratch_);
-    matmul(w.attn_k, xn_.data(), n, k_new_.data(), kv_dim, pool_, mm_scratch_);
-    matmul(w.attn_v, xn_.data(), n, v_new_.data(), kv_dim, pool_, mm_scratch_);
+    STRATA_RETURN_IF_ERROR(product(Matrix::kQ, w.attn_q, xn_.data(), q_.data(), dim));
+    STRATA_RETURN_IF_ERROR(product(Matrix::kK, w.attn_k, xn_.data(), k_new_.data(), kv_dim));
+    STRATA_RETURN_IF_ERROR(product(Matrix::kV, w.attn_v, xn_.data(), v_new_.data(), kv_dim));
     for (int64_t t = 0; t < n; ++t) {
       const float* cs = rope_cos_.data() + t * n_pairs;
       const float* sn = rope_sin_.data() + t * n_pairs;
@@ -227,14 +253,14 @@ Status Engine::forward(std::span<const TokenSlot> tokens, float* hidden) {
                   static_cast<size_t>(kv_dim) * sizeof(float));
     }
     attention(tokens, ll);
-    matmul(w.attn_o, attn_.data(), n, tmp_.data(), dim, pool_, mm_scratch_);
+    STRATA_RETURN_IF_ERROR(product(Matrix::kO, w.attn_o, attn_.data(), tmp_.data(), dim));
     parallel_rows(pool_, n, [&](int64_t b, int64_t e) {
       for (int64_t i = b * dim; i < e * dim; ++i) hidden[i] += tmp_[static_cast<size_t>(i)];
       for (int64_t t = b; t < e; ++t)
         rms_norm(hidden + t * dim, w.ffn_norm, xn_.data() + t * dim, dim, c.rms_eps);
     });
 
-    matmul(w.ffn_gate, xn_.data(), n, gate_.data(), c.ffn_dim, pool_, mm_scratch_);
+    STRATA_RETURN_IF_ERROR(product(Matrix::kGate, w.ffn_gate, xn_.data(), gate_.data(), c.ffn_dim));
     WeightView ffn_up = w.ffn_up;
     WeightView ffn_down = w.ffn_down;
     if (options_.weights != nullptr) {
@@ -247,7 +273,7 @@ Status Engine::forward(std::span<const TokenSlot> tokens, float* hidden) {
       ffn_up = ud->up;
       ffn_down = ud->down;
     }
-    matmul(ffn_up, xn_.data(), n, up_.data(), c.ffn_dim, pool_, mm_scratch_);
+    STRATA_RETURN_IF_ERROR(product(Matrix::kUp, ffn_up, xn_.data(), up_.data(), c.ffn_dim));
     const bool relu = c.ffn_act == FfnAct::kRelu;
     parallel_rows(pool_, n, [&](int64_t b, int64_t e) {
       float* g = gate_.data();
@@ -258,7 +284,7 @@ Status Engine::forward(std::span<const TokenSlot> tokens, float* hidden) {
         g[i] = a * u[i];
       }
     });
-    matmul(ffn_down, gate_.data(), n, tmp_.data(), dim, pool_, mm_scratch_);
+    STRATA_RETURN_IF_ERROR(product(Matrix::kDown, ffn_down, gate_.data(), tmp_.data(), dim));
     parallel_rows(pool_, n, [&](int64_t b, int64_t e) {
       for (int64_t i = b * dim; i < e * dim; ++i) hidden[i] += tmp_[static_cast<size_t>(i)];
     });

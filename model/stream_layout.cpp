@@ -72,7 +72,11 @@ std::vector<const GgufTensorInfo*> layer_tensors(const GgufFile& f, int64_t laye
   std::vector<const GgufTensorInfo*> out;
   for (const TensorSlot& s : kSlots) {
     const bool front = part == Part::kFront && (s.part == Part::kAttn || s.part == Part::kGate);
-    if (part != Part::kAll && s.part != part && !front) continue;
+    if (part == Part::kNorms) {
+      if (s.norm == nullptr) continue;
+    } else if (part != Part::kAll && s.part != part && !front) {
+      continue;
+    }
     const GgufTensorInfo* t = f.find_tensor(tensor_name(layer, s.suffix));
     STRATA_CHECK_MSG(t != nullptr, "layer tensor missing after Model::load");
     out.push_back(t);
@@ -129,13 +133,53 @@ LayerWeights views_into(const LayerWeights& base, int64_t layer, const UnitLayou
   return w;
 }
 
+UnitLayout layout_ranges(const std::vector<ByteRange>& ranges) {
+  std::vector<size_t> order(ranges.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return ranges[a].offset < ranges[b].offset; });
+  UnitLayout u;
+  for (size_t i : order) {
+    const int64_t begin = ranges[i].offset;
+    const int64_t end = begin + ranges[i].bytes;
+    const int64_t a_begin = align_down(begin, kDirectAlign);
+    const int64_t a_end = align_up(end, kDirectAlign);
+    if (!u.extents.empty() &&
+        a_begin <= u.extents.back().offset + u.extents.back().bytes + kMergeGapBytes) {
+      Extent& e = u.extents.back();
+      e.bytes = std::max(e.bytes, a_end - e.offset);
+      e.need_end = std::max(e.need_end, end);
+    } else {
+      u.extents.push_back(Extent{a_begin, a_end - a_begin, end});
+    }
+    u.weight_bytes += ranges[i].bytes;
+  }
+  u.range_at.resize(ranges.size());
+  int64_t pos = 0;
+  size_t e = 0;
+  for (size_t i : order) {
+    while (ranges[i].offset >= u.extents[e].offset + u.extents[e].bytes) {
+      pos += u.extents[e++].bytes;
+    }
+    u.range_at[i] = pos + (ranges[i].offset - u.extents[e].offset);
+  }
+  for (const Extent& x : u.extents) u.buffer_bytes += x.bytes;
+  return u;
+}
+
 std::vector<Span> mapped_spans(const std::vector<const GgufTensorInfo*>& tensors) {
+  std::vector<Span> pieces;
+  for (const GgufTensorInfo* t : tensors) pieces.push_back(Span{t->data, t->n_bytes});
+  return mapped_spans(pieces);
+}
+
+std::vector<Span> mapped_spans(const std::vector<Span>& pieces) {
   const int64_t page = page_bytes();
   std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
-  for (const GgufTensorInfo* t : tensors) {
-    const auto b = reinterpret_cast<uintptr_t>(t->data);
+  for (const Span& t : pieces) {
+    const auto b = reinterpret_cast<uintptr_t>(t.begin);
     ranges.emplace_back(b / page * page,
-                        (b + static_cast<uintptr_t>(t->n_bytes) + page - 1) / page * page);
+                        (b + static_cast<uintptr_t>(t.bytes) + page - 1) / page * page);
   }
   std::sort(ranges.begin(), ranges.end());
   std::vector<Span> spans;

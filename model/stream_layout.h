@@ -32,9 +32,9 @@ inline constexpr const char* kKeyBundleOffsets = "strata.stream.bundle_offsets";
 inline constexpr int64_t kMergeGapBytes = 64 << 10;
 
 // Which of a layer's tensors: everything; norms and attention (what sparse mode streams);
-// the gate; norms, attention and gate (the first half a dense layer is read in); the FFN's up
-// and down (the second).
-enum class Part { kAll, kAttn, kGate, kFront, kUpDown };
+// the gate; norms, attention and gate; the FFN's up and down; the two norms (which dense
+// streaming keeps, reading the matrices in pieces).
+enum class Part { kAll, kAttn, kGate, kFront, kUpDown, kNorms };
 
 std::vector<const GgufTensorInfo*> layer_tensors(const GgufFile& f, int64_t layer, Part part);
 
@@ -50,7 +50,17 @@ struct UnitLayout {
   int64_t buffer_bytes = 0;           // the extents end to end
   int64_t weight_bytes = 0;           // the tensors' own bytes
   std::map<std::string, int64_t> at;  // tensor name -> its offset in the buffer
+  std::vector<int64_t> range_at;      // layout_ranges: range i -> its offset in the buffer
 };
+
+// A range of the file (absolute offsets).
+struct ByteRange {
+  int64_t offset = 0;
+  int64_t bytes = 0;
+};
+
+// Lays `ranges` out as aligned extents the same way (range_at gives where each lands).
+UnitLayout layout_ranges(const std::vector<ByteRange>& ranges);
 
 // Lays `tensors` out as aligned extents, merging neighbours less than kMergeGapBytes apart.
 UnitLayout layout_unit(const GgufFile& f, const std::vector<const GgufTensorInfo*>& tensors);
@@ -65,6 +75,8 @@ struct Span {
   int64_t bytes = 0;
 };
 std::vector<Span> mapped_spans(const std::vector<const GgufTensorInfo*>& tensors);
+// The same for arbitrary pieces of the mapping (row ranges of matrices).
+std::vector<Span> mapped_spans(const std::vector<Span>& pieces);
 int64_t spans_bytes(const std::vector<Span>& spans);
 
 // Arrays hold one entry per layer the file holds, entry i for layer block_begin() + i (a

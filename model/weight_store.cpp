@@ -4,7 +4,9 @@
 // and gate for acquire(), up and down for ffn_up_down()), so that the next halves are read while
 // the engine computes. Streamed layers never go through the mapping: touching them there would
 // fault them into the page cache and the process's RSS, which is what the budget rules out.
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -26,6 +28,7 @@ using stream::LayerPlan;
 using stream::ReadOp;
 using stream::Span;
 using stream::StreamFile;
+using stream::UnitPlan;
 
 class StreamingWeights::Impl {
  public:
@@ -47,16 +50,25 @@ class StreamingWeights::Impl {
 
   Status start(const StreamOptions& o) {
     pin(o.lock_resident);
-    if (ip_.plan.streamed_layers.empty()) return {};
+    // Every layer kept can still leave the embedding out (its rows are read on demand).
+    if (ip_.plan.streamed_layers.empty() && !ip_.plan.embedding_rows) return {};
     STRATA_ASSIGN_OR_RETURN(file_, StreamFile::open(model_.file().path(), o.direct_io));
     if (!file_->note().empty()) notes_.push_back(file_->note());
+    if (ip_.plan.embedding_rows) {
+      STRATA_ASSIGN_OR_RETURN(row_buf_, AlignedBuffer::allocate(ip_.plan.embedding_buffer_bytes));
+      if (o.lock_resident) row_buf_.lock();
+    }
+    if (ip_.plan.streamed_layers.empty()) return {};
     const int depth = ip_.plan.io_depth;
     const int64_t chunk = ip_.plan.chunk_bytes;
     STRATA_ASSIGN_OR_RETURN(ring_io_, stream::make_io_engine(o.reader, *file_, depth, chunk));
+    // One region for the ring, buffers end to end: it starts on a huge page and huge pages
+    // cover it whole but its tail, whatever the unit size (ring_buffer_bytes counts the tail).
     slots_.resize(static_cast<size_t>(ip_.plan.lookahead + 1));
-    for (Slot& s : slots_) {
-      STRATA_ASSIGN_OR_RETURN(s.buf, AlignedBuffer::allocate(ip_.slot_bytes));
-      if (o.lock_resident && !s.buf.lock()) locked_ = false;
+    STRATA_ASSIGN_OR_RETURN(ring_, AlignedBuffer::allocate(ip_.plan.ring_bytes));
+    if (o.lock_resident && !ring_.lock()) locked_ = false;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      slots_[i].data = ring_.data() + static_cast<int64_t>(i) * ip_.slot_bytes;
     }
     if (ip_.plan.sparse) {
       STRATA_ASSIGN_OR_RETURN(sparse_io_, stream::make_io_engine(o.reader, *file_, depth, chunk));
@@ -68,10 +80,8 @@ class StreamingWeights::Impl {
       lock_note_ = "mlock refused (RLIMIT_MEMLOCK): read buffers are not locked";
     }
     if (!lock_note_.empty()) notes_.push_back(lock_note_);
-    for (int64_t layer : ip_.plan.streamed_layers) {
-      for (size_t i = 0; i < plan_of(layer).units.size(); ++i) {
-        order_.push_back(Unit{layer, static_cast<int>(i)});
-      }
+    for (size_t i = 0; i < ip_.units.size(); ++i) {
+      if (!ip_.units[i].resident) order_.push_back(i);
     }
     std::lock_guard<std::mutex> lock(mu_);
     fill();
@@ -89,17 +99,103 @@ class StreamingWeights::Impl {
       ++stats_.forward_calls;
       if (sparse_) sparse_->begin_call();
     }
-    if (plan_of(layer).resident) return &model_.layer(layer);
+    const LayerPlan& lp = plan_of(layer);
+    if (lp.resident) return &model_.layer(layer);
+    if (!ip_.plan.sparse) return &lp.views;  // the matrices come from matrix_rows
     std::unique_lock<std::mutex> lock(mu_);
-    STRATA_ASSIGN_OR_RETURN(Slot * s, take(Unit{layer, 0}, lock));
+    STRATA_ASSIGN_OR_RETURN(Slot * s, take(lp.units[0], lock));
     return &s->views;
+  }
+
+  Result<WeightView> matrix_rows(int64_t layer, LayerWeightSource::Matrix m, int64_t row_begin) {
+    const auto mi = static_cast<int>(m);
+    const LayerPlan& lp = plan_of(layer);
+    for (size_t ui : lp.units) {
+      const stream::UnitPlan& u = ip_.units[ui];
+      for (size_t pi = 0; pi < u.pieces.size(); ++pi) {
+        const StreamPiece& pc = u.pieces[pi];
+        if (pc.matrix != mi || pc.row_begin != row_begin) continue;
+        WeightView v = model_.layer(layer).*stream::kMatrices[static_cast<size_t>(mi)];
+        const int64_t rb = row_bytes(v.type, v.cols);
+        v.rows = pc.row_end - pc.row_begin;
+        if (u.resident) {
+          v.data = static_cast<const uint8_t*>(v.data) + pc.row_begin * rb;
+          return v;
+        }
+        // Every earlier unit of the layer is done with: its buffer goes back to the reader.
+        std::unique_lock<std::mutex> lock(mu_);
+        bool freed = false;
+        for (Slot& s : slots_) {
+          if (s.unit != ui && s.state == State::kInUse && ip_.units[s.unit].layer == layer) {
+            free(s);
+            freed = true;
+          }
+        }
+        if (freed) {
+          fill();
+          cv_.notify_all();
+        }
+        Slot* s = slot_of(ui);
+        if (s == nullptr || s->state != State::kInUse) {
+          STRATA_ASSIGN_OR_RETURN(s, take(ui, lock));
+        }
+        v.data = s->data + u.layout.range_at[pi];
+        return v;
+      }
+    }
+    return invalid_argument("layer " + std::to_string(layer) + " has no piece of matrix " +
+                            std::to_string(mi) + " starting at row " + std::to_string(row_begin));
+  }
+
+  bool serves_embedding_rows() const { return ip_.plan.embedding_rows; }
+
+  // One pread per token into the row buffer (aligned for O_DIRECT; the row may straddle a page
+  // boundary), then the same dequantization the mapping's row would get.
+  Status embed_rows(std::span<const int32_t> tokens, float* hidden) {
+    const GgufTensorInfo* t = ip_.embedding;
+    const WeightView& e = model_.token_embd();
+    const int64_t rb = row_bytes(e.type, e.cols);
+    const int64_t base = static_cast<int64_t>(model_.file().data_offset() + t->offset);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const int64_t begin = base + tokens[i] * rb;
+      const int64_t a_begin = stream::align_down(begin, stream::kDirectAlign);
+      const int64_t a_bytes = stream::align_up(begin + rb, stream::kDirectAlign) - a_begin;
+      STRATA_CHECK(a_bytes <= row_buf_.size());
+      const double t0 = now_s();
+      const ssize_t r = ::pread(file_->fd(), row_buf_.data(), static_cast<size_t>(a_bytes),
+                                static_cast<off_t>(a_begin));
+      if (r < 0) {
+        return io_error(file_->path() + ": cannot read the embedding row of token " +
+                        std::to_string(tokens[i]) + " at offset " + std::to_string(a_begin) + ": " +
+                        std::strerror(errno));
+      }
+      if (r < begin + rb - a_begin) {
+        return corrupt(file_->path() + ": the embedding row of token " + std::to_string(tokens[i]) +
+                       " needs bytes up to " + std::to_string(begin + rb) +
+                       " but the file ends at " + std::to_string(a_begin + r));
+      }
+      if (!file_->direct()) {
+        ::posix_fadvise(file_->fd(), a_begin, a_bytes, POSIX_FADV_DONTNEED);
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.embedding_bytes_read += a_bytes;
+        stats_.embedding_wait_s += now_s() - t0;
+        stats_.wait_s += now_s() - t0;
+      }
+      WeightView row = e;
+      row.rows = 1;
+      row.data = row_buf_.data() + (begin - a_begin);
+      get_row(row, 0, hidden + static_cast<int64_t>(i) * e.cols);
+    }
+    return {};
   }
 
   void release(int64_t layer) {
     if (plan_of(layer).resident) return;
     std::lock_guard<std::mutex> lock(mu_);
     for (Slot& s : slots_) {
-      if (s.unit.layer == layer && s.state == State::kInUse) free(s);
+      if (s.state == State::kInUse && ip_.units[s.unit].layer == layer) free(s);
     }
     fill();
     cv_.notify_all();
@@ -107,19 +203,8 @@ class StreamingWeights::Impl {
 
   Result<FfnUpDown> ffn_up_down(int64_t layer, const LayerWeights& w, const float* gate,
                                 int64_t n_tokens) {
-    if (plan_of(layer).resident) return FfnUpDown{w.ffn_up, w.ffn_down};
-    if (!sparse_) {
-      // The front half is done with (the engine uses only what this returns from here on):
-      // its buffer goes back to the reader, and the layer's up and down come from the ring.
-      std::unique_lock<std::mutex> lock(mu_);
-      for (Slot& s : slots_) {
-        if (s.unit.layer == layer && s.unit.index == 0 && s.state == State::kInUse) free(s);
-      }
-      fill();
-      cv_.notify_all();
-      STRATA_ASSIGN_OR_RETURN(Slot * s, take(Unit{layer, 1}, lock));
-      return FfnUpDown{s->views.ffn_up, s->views.ffn_down};
-    }
+    // Dense: w's up and down are null where they stream; the engine asks matrix_rows.
+    if (plan_of(layer).resident || !sparse_) return FfnUpDown{w.ffn_up, w.ffn_down};
     stream::SparseCounters c;
     Result<FfnUpDown> r = sparse_->load(layer, w, gate, n_tokens, &c);
     std::lock_guard<std::mutex> lock(mu_);
@@ -153,25 +238,20 @@ class StreamingWeights::Impl {
 
  private:
   enum class State { kFree, kReading, kReady, kInUse, kFailed };
-  // What a ring buffer holds: unit `index` of LayerPlan::units of `layer`.
-  struct Unit {
-    int64_t layer = -1;
-    int index = 0;
-    bool operator==(const Unit& o) const { return layer == o.layer && index == o.index; }
-  };
+  static constexpr size_t kNoUnit = static_cast<size_t>(-1);
   struct Slot {
-    AlignedBuffer buf;
-    Unit unit;
+    uint8_t* data = nullptr;  // slot_bytes of ring_
+    size_t unit = kNoUnit;    // what the buffer holds: an index in ip_.units
     State state = State::kFree;
     Status status;
-    LayerWeights views;  // the unit's tensors in buf; the others as the model has them
+    LayerWeights views;  // sparse: the unit's tensors in buf; the others as the model has them
   };
 
   const LayerPlan& plan_of(int64_t layer) const {
     return ip_.layers[static_cast<size_t>(layer - ip_.layer_begin)];
   }
 
-  Slot* slot_of(const Unit& u) {
+  Slot* slot_of(size_t u) {
     for (Slot& s : slots_) {
       if (s.unit == u && s.state != State::kFree) return &s;
     }
@@ -180,18 +260,18 @@ class StreamingWeights::Impl {
 
   void free(Slot& s) {
     s.state = State::kFree;
-    s.unit = Unit{};
+    s.unit = kNoUnit;
   }
 
   // Waits until unit `u` is in a buffer and marks it in use. A unit neither read nor being
   // read is fine when the reader takes it next into a free buffer; otherwise every buffer
   // holds units the engine skipped (a new start, a retry after an error) and reading restarts
   // at `u`. A failed read frees its buffer and returns the error.
-  Result<Slot*> take(const Unit& u, std::unique_lock<std::mutex>& lock) {
+  Result<Slot*> take(size_t u, std::unique_lock<std::mutex>& lock) {
     const double t0 = now_s();
     const bool free_slot = std::any_of(slots_.begin(), slots_.end(),
                                        [](const Slot& x) { return x.state == State::kFree; });
-    if (slot_of(u) == nullptr && (!(order_[next_] == u) || !free_slot)) restart_at(u, lock);
+    if (slot_of(u) == nullptr && (order_[next_] != u || !free_slot)) restart_at(u, lock);
     Slot* s = nullptr;
     cv_.wait(lock, [&] {
       s = slot_of(u);
@@ -203,14 +283,14 @@ class StreamingWeights::Impl {
       free(*s);
       fill();
       cv_.notify_all();
-      return st.with_context("reading layer " + std::to_string(u.layer));
+      return st.with_context("reading layer " + std::to_string(ip_.units[u].layer));
     }
     s->state = State::kInUse;
-    stats_.bytes_used += plan_of(u.layer).units[static_cast<size_t>(u.index)].buffer_bytes;
+    stats_.bytes_used += ip_.units[u].layout.buffer_bytes;
     return s;
   }
 
-  void restart_at(const Unit& u, std::unique_lock<std::mutex>& lock) {
+  void restart_at(size_t u, std::unique_lock<std::mutex>& lock) {
     cv_.wait(lock, [&] {
       return std::none_of(slots_.begin(), slots_.end(),
                           [](const Slot& s) { return s.state == State::kReading; });
@@ -229,15 +309,15 @@ class StreamingWeights::Impl {
   void fill() {
     for (Slot& s : slots_) {
       if (stop_ || s.state != State::kFree) continue;
-      const Unit u = order_[next_];
+      const size_t u = order_[next_];
       next_ = (next_ + 1) % order_.size();
       s.unit = u;
       s.state = State::kReading;
-      const stream::UnitLayout& layout = plan_of(u.layer).units[static_cast<size_t>(u.index)];
+      const stream::UnitLayout& layout = ip_.units[u].layout;
       std::vector<ReadOp> ops;
       int64_t at = 0;
       for (const stream::Extent& e : layout.extents) {
-        ops.push_back(ReadOp{e.offset, e.bytes, s.buf.data() + at, e.need_end});
+        ops.push_back(ReadOp{e.offset, e.bytes, s.data + at, e.need_end});
         at += e.bytes;
       }
       STRATA_CHECK(!ops.empty());  // an empty group would complete inside submit(), under mu_
@@ -247,19 +327,16 @@ class StreamingWeights::Impl {
     }
   }
 
-  void on_read(Slot* s, const Unit& u, int64_t bytes, Status st) {
+  void on_read(Slot* s, size_t u, int64_t bytes, Status st) {
     std::lock_guard<std::mutex> lock(mu_);
     STRATA_CHECK(s->state == State::kReading && s->unit == u);
     if (st.ok()) {
       stats_.bytes_read += bytes;
-      stats_.reads +=
-          static_cast<int64_t>(plan_of(u.layer).units[static_cast<size_t>(u.index)].extents.size());
-      s->views =
-          stream::views_into(model_.layer(u.layer), u.layer,
-                             plan_of(u.layer).units[static_cast<size_t>(u.index)], s->buf.data());
-      if (u.index == 0) {
-        // Up and down come from ffn_up_down (the second unit, or the sparse loader): the
-        // mapping must never serve them.
+      const stream::UnitPlan& up = ip_.units[u];
+      stats_.reads += static_cast<int64_t>(up.layout.extents.size());
+      if (ip_.plan.sparse) {
+        s->views = stream::views_into(model_.layer(up.layer), up.layer, up.layout, s->data);
+        // Up and down come from the sparse loader: the mapping must never serve them.
         s->views.ffn_up.data = nullptr;
         s->views.ffn_down.data = nullptr;
       }
@@ -275,16 +352,32 @@ class StreamingWeights::Impl {
   // (which faults it in); where locking is refused its pages are touched once instead, so the
   // first token does not pay for faulting them.
   void pin(bool lock) {
-    std::vector<const GgufTensorInfo*> tensors = ip_.pinned;
+    std::vector<Span> pieces;
+    for (const GgufTensorInfo* t : ip_.pinned) pieces.push_back(Span{t->data, t->n_bytes});
     const GgufFile& f = model_.file();
     for (size_t i = 0; i < ip_.layers.size(); ++i) {
       const int64_t layer = ip_.layer_begin + static_cast<int64_t>(i);
-      // Streamed layers keep nothing, except their gate in sparse mode.
-      if (!ip_.layers[i].resident && !ip_.plan.sparse) continue;
-      const stream::Part part = ip_.layers[i].resident ? stream::Part::kAll : stream::Part::kGate;
-      for (const GgufTensorInfo* t : stream::layer_tensors(f, layer, part)) tensors.push_back(t);
+      const LayerPlan& lp = ip_.layers[i];
+      // Streamed layers keep their gate in sparse mode, their norms and kept units in dense.
+      stream::Part part = stream::Part::kAll;
+      if (!lp.resident) part = ip_.plan.sparse ? stream::Part::kGate : stream::Part::kNorms;
+      for (const GgufTensorInfo* t : stream::layer_tensors(f, layer, part)) {
+        pieces.push_back(Span{t->data, t->n_bytes});
+      }
+      if (lp.resident || ip_.plan.sparse) continue;
+      for (size_t ui : lp.units) {
+        const stream::UnitPlan& u = ip_.units[ui];
+        if (!u.resident) continue;
+        for (const StreamPiece& pc : u.pieces) {
+          const WeightView& v =
+              model_.layer(layer).*stream::kMatrices[static_cast<size_t>(pc.matrix)];
+          const int64_t rb = row_bytes(v.type, v.cols);
+          pieces.push_back(Span{static_cast<const uint8_t*>(v.data) + pc.row_begin * rb,
+                                (pc.row_end - pc.row_begin) * rb});
+        }
+      }
     }
-    pinned_ = stream::mapped_spans(tensors);
+    pinned_ = stream::mapped_spans(pieces);
     locked_ = lock;
     int err = 0;
     for (const Span& s : pinned_) {
@@ -327,8 +420,10 @@ class StreamingWeights::Impl {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Slot> slots_;
-  std::vector<Unit> order_;  // streamed units in the engine's order
-  size_t next_ = 0;          // index in order_ of the next unit to read
+  std::vector<size_t> order_;  // streamed units (ip_.units indexes) in the engine's order
+  AlignedBuffer row_buf_;      // embedding rows read on demand
+  AlignedBuffer ring_;         // the slots' buffers
+  size_t next_ = 0;            // index in order_ of the next unit to read
   bool stop_ = false;
   StreamStats stats_;     // read_busy_s: sparse reads only; the ring's comes from ring_io_
   double busy_base_ = 0;  // ring_io_->busy_s() at the last reset
@@ -362,6 +457,14 @@ Result<LayerWeightSource::FfnUpDown> StreamingWeights::ffn_up_down(int64_t layer
                                                                    const float* gate,
                                                                    int64_t n_tokens) {
   return impl_->ffn_up_down(layer, w, gate, n_tokens);
+}
+
+Result<WeightView> StreamingWeights::matrix_rows(int64_t layer, Matrix m, int64_t row_begin) {
+  return impl_->matrix_rows(layer, m, row_begin);
+}
+bool StreamingWeights::serves_embedding_rows() const { return impl_->serves_embedding_rows(); }
+Status StreamingWeights::embed_rows(std::span<const int32_t> tokens, float* hidden) {
+  return impl_->embed_rows(tokens, hidden);
 }
 
 }  // namespace strata::model

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "strata/model/types.h"
+#include "strata/model/weight_store.h"
 
 namespace strata::partitioner {
 namespace {
@@ -43,35 +44,42 @@ double compute_time_s(const std::vector<std::pair<std::string, double>>& shares,
   return s;
 }
 
-// Weight streaming (docs/STREAMING.md, "Figures for the planner's cost model"; the same rules
-// as model/weight_store_plan.cpp). Tensors start on 4 KiB pages in the streaming layout.
+// Weight streaming (docs/STREAMING.md, "Figures for the planner's cost model"): the weight
+// store's rules, through the functions it uses itself (cut_block, choose_resident,
+// default_unit_bytes, default_lookahead), on tensor sizes recovered from the layer table.
+// Tensors start on 4 KiB pages in the streaming layout.
 constexpr int64_t kStreamPage = 4096;
 // The fraction of the storage bound the reader reaches (measured in docs/STREAMING.md).
 constexpr double kStreamEfficiency = 0.8;
-// The reader's reads in flight: the chunk is capped so that a half-layer buffer splits into
-// this many reads.
-constexpr int64_t kStreamIoDepth = 4;
+// The reader's reads in flight (the weight store's default --io-depth).
+constexpr int kStreamIoDepth = 4;
+// Without storage figures per read size the reader reads in chunks of at most this.
+constexpr int64_t kStreamDefaultChunk = int64_t{4} << 20;
 // Reads are per forward call: a prefill chunk of up to this many tokens reads the streamed
 // layers once.
 constexpr int64_t kPrefillChunkTokens = 512;
 
 int64_t page_up(int64_t n) { return (n + kStreamPage - 1) / kStreamPage * kStreamPage; }
 
-// The two halves a block is read in: norms, q, k, v, o and gate; then up and down, each tensor
-// page-rounded. A table gives a block's totals only, so the split is recovered from a Llama
-// block's figures: dim from activation_bytes_out (f32), kv_dim from kv_bytes_per_token (f32 K
-// and V), the matrix elements from flops_per_token (2 per element) and ffn from what is left;
-// the two f32 norms are 8 * dim bytes and the matrices share the rest. A unit that is not a
-// Llama block (a CNN layer, a hand-written table) is one read of its whole weights.
-struct StreamHalves {
-  int64_t front = 0;
-  int64_t updown = 0;
-  int64_t slot() const { return std::max(front, updown); }
-  int64_t bytes() const { return front + updown; }
+// A block as the weight store cuts it: its norms (kept) and its matrices in the engine's order.
+// A table gives a block's totals only, so the tensors are recovered from a Llama block's
+// figures: dim from activation_bytes_out (f32), kv_dim from kv_bytes_per_token (f32 K and V),
+// the matrix elements from flops_per_token (2 per element) and ffn from what is left; the two
+// f32 norms are 8 * dim bytes and the matrices share the rest in proportion to their elements.
+// A unit that is not a Llama block (a CNN layer, a hand-written table) is one matrix of one
+// row: one read of its whole weights.
+struct StreamBlock {
+  int64_t norm_bytes = 0;
+  std::vector<model::StreamMatrix> matrices;
+  int64_t bytes() const {
+    int64_t n = norm_bytes;
+    for (const model::StreamMatrix& m : matrices) n += page_up(m.rows * m.row_bytes);
+    return n;
+  }
 };
 
-StreamHalves stream_halves(const LayerUnit& u) {
-  const StreamHalves whole{page_up(u.weight_bytes), 0};
+StreamBlock stream_block(const LayerUnit& u) {
+  const StreamBlock whole{0, {{1, u.weight_bytes}}};
   if (u.kind != UnitKind::kBlock || u.activation_bytes_out <= 0 ||
       u.activation_bytes_out % 4 != 0 || u.kv_bytes_per_token <= 0 ||
       u.kv_bytes_per_token % 8 != 0) {
@@ -85,24 +93,31 @@ StreamHalves stream_halves(const LayerUnit& u) {
   if (ffn_params <= 0 || ffn_params % (3 * dim) != 0 || matrix_bytes <= 0) return whole;
   const int64_t ffn = ffn_params / (3 * dim);
   const double bytes_per_param = static_cast<double>(matrix_bytes) / static_cast<double>(params);
-  const auto tensor = [&](int64_t elems) {
-    return page_up(
-        static_cast<int64_t>(std::llround(static_cast<double>(elems) * bytes_per_param)));
+  const auto matrix = [&](int64_t rows, int64_t cols) {
+    return model::StreamMatrix{
+        rows, static_cast<int64_t>(std::llround(static_cast<double>(cols) * bytes_per_param))};
   };
-  StreamHalves h;
-  h.front =
-      2 * page_up(dim * 4) + 2 * tensor(dim * dim) + 2 * tensor(dim * kv_dim) + tensor(dim * ffn);
-  h.updown = 2 * tensor(dim * ffn);
-  return h;
+  StreamBlock b;
+  b.norm_bytes = 2 * page_up(dim * 4);
+  b.matrices = {matrix(dim, dim), matrix(kv_dim, dim), matrix(kv_dim, dim), matrix(dim, dim),
+                matrix(ffn, dim), matrix(ffn, dim),    matrix(dim, ffn)};
+  return b;
 }
 
-// Storage MB/s at the chunk the reader picks for half-layer buffers of `slot` bytes: among
-// the profiled sizes within 10% of the best figure, the largest that still splits a buffer
-// into kStreamIoDepth reads, else the smallest of them. Without the per-chunk figures, the
-// profile's one storage figure.
-double stream_mb_per_s(const DeviceCaps& d, int64_t slot) {
-  if (d.storage_seq_read_mb_per_s.empty()) return d.storage_read_mb_per_s;
-  const int64_t cap = std::max(kStreamPage, slot / kStreamIoDepth / kStreamPage * kStreamPage);
+// The read size the weight store picks for buffers of `slot` bytes, and its MB/s: among the
+// profiled sizes within 10% of the best figure, the largest no larger than a buffer, else the
+// smallest of them. Without the per-size figures, the profile's one storage figure at the
+// default chunk (capped by the buffer).
+struct StreamChunk {
+  int64_t bytes = 0;
+  double mb_per_s = 0;
+};
+
+StreamChunk stream_chunk(const DeviceCaps& d, int64_t slot) {
+  const int64_t cap = std::max(kStreamPage, slot / kStreamPage * kStreamPage);
+  if (d.storage_seq_read_mb_per_s.empty()) {
+    return {std::clamp(cap, int64_t{64} << 10, kStreamDefaultChunk), d.storage_read_mb_per_s};
+  }
   double best = 0;
   for (const auto& [chunk, mb_per_s] : d.storage_seq_read_mb_per_s) best = std::max(best, mb_per_s);
   int64_t pick = 0;
@@ -110,63 +125,77 @@ double stream_mb_per_s(const DeviceCaps& d, int64_t slot) {
     if (mb_per_s < 0.9 * best) continue;
     if (pick == 0 || chunk <= cap) pick = chunk;
   }
-  return d.storage_seq_read_mb_per_s.at(pick);
+  return {pick, d.storage_seq_read_mb_per_s.at(pick)};
 }
 
 // How units [b, c) stream with `budget` bytes for weights.
 struct StreamFigures {
-  int64_t min_bytes = 0;       // pinned + one buffer: below it the stage cannot stream
-  int64_t resident_bytes = 0;  // pinned + resident layers
-  int64_t ring_bytes = 0;      // the half-layer buffers
+  int64_t min_bytes = 0;       // below it the stage cannot stream
+  int64_t resident_bytes = 0;  // pinned + norms + embedding row buffer + kept units
+  int64_t ring_bytes = 0;      // the read buffers
   int64_t streamed_bytes = 0;  // read per forward call
-  bool overlap = false;        // a second buffer: reads run while the stage computes
-  int64_t slot = 0;
+  bool overlap = false;        // read-ahead: reads run while the stage computes
+  double mb_per_s = 0;         // the storage rate at the reader's read size
 };
 
-StreamFigures stream_figures(const LayerTable& table, int b, int c, int64_t budget) {
+StreamFigures stream_figures(const LayerTable& table, const DeviceCaps& d, int b, int c,
+                             int64_t budget) {
   StreamFigures f;
   int64_t pinned = 0;
-  std::vector<StreamHalves> layers;
+  int64_t embedding = 0;      // the whole table, pinned only when everything fits
+  int64_t embedding_row = 0;  // the row buffer when it streams
+  std::vector<StreamBlock> blocks;
   int64_t all_layers = 0;
   for (int i = b; i < c; ++i) {
     const LayerUnit& u = table.units[static_cast<size_t>(i)];
-    if (u.kind == UnitKind::kEmbedding || u.kind == UnitKind::kHead) {
-      pinned += page_up(u.weight_bytes);
+    if (u.kind == UnitKind::kEmbedding) {
+      embedding = page_up(u.weight_bytes);
+      embedding_row = model::embedding_row_buffer_bytes(u.weight_bytes_read_per_token);
       continue;
     }
-    layers.push_back(stream_halves(u));
-    f.slot = std::max(f.slot, layers.back().slot());
-    all_layers += layers.back().bytes();
+    if (u.kind == UnitKind::kHead) {
+      // output_norm and output are separate tensors, each on its own pages: one per type.
+      for (const auto& [type, bytes] : u.weight_bytes_by_type) pinned += page_up(bytes);
+      if (u.weight_bytes_by_type.empty()) pinned += page_up(u.weight_bytes);
+      continue;
+    }
+    blocks.push_back(stream_block(u));
+    all_layers += blocks.back().bytes();
   }
-  f.min_bytes = pinned + f.slot;
-  if (pinned + all_layers <= budget) {  // everything fits: nothing streams
-    f.resident_bytes = pinned + all_layers;
+  if (pinned + embedding + all_layers <= budget) {  // everything fits: nothing streams
+    f.min_bytes = pinned + embedding + all_layers;
+    f.resident_bytes = f.min_bytes;
     return f;
   }
+  const int64_t unit_bytes = model::default_unit_bytes(d.storage_seq_read_mb_per_s);
+  std::vector<int64_t> costs;
+  int64_t slot = 0;
+  int64_t fixed = pinned + embedding_row;
+  for (const StreamBlock& blk : blocks) {
+    fixed += blk.norm_bytes;
+    for (const model::StreamUnit& su : model::cut_block(blk.matrices, unit_bytes)) {
+      costs.push_back(su.bytes);
+      slot = std::max(slot, su.bytes);
+    }
+  }
+  const StreamChunk chunk = stream_chunk(d, slot);
+  f.mb_per_s = chunk.mb_per_s;
+  f.min_bytes = fixed + model::ring_buffer_bytes(slot, 1);
   if (budget < f.min_bytes) return f;
-  f.overlap = budget >= pinned + 2 * f.slot;
-  f.ring_bytes = (f.overlap ? 2 : 1) * f.slot;
-  // The most whole layers that fit beside the ring at evenly spread positions (the j-th of k
-  // at floor((2j + 1) n / 2k)), counted up as the weight store does.
-  const auto n = static_cast<int64_t>(layers.size());
-  const int64_t room = budget - pinned - f.ring_bytes;
-  const auto spread = [n](int64_t k, int64_t j) {
-    return static_cast<size_t>((2 * j + 1) * n / (2 * k));
-  };
-  int64_t kept = 0;
-  for (int64_t k = 1; f.overlap && k < n; ++k) {
-    int64_t need = 0;
-    for (int64_t j = 0; j < k; ++j) need += layers[spread(k, j)].bytes();
-    if (need > room) break;
-    kept = k;
+  int64_t all_units = 0;
+  for (int64_t cost : costs) all_units += cost;
+  if (fixed + all_units <= budget) {  // every unit kept (the embedding left out): no ring
+    f.resident_bytes = fixed + all_units;
+    return f;
   }
-  std::vector<bool> keep(static_cast<size_t>(n), false);
-  for (int64_t j = 0; j < kept; ++j) keep[spread(kept, j)] = true;
-  f.resident_bytes = pinned;
-  for (int64_t i = 0; i < n; ++i) {
-    (keep[static_cast<size_t>(i)] ? f.resident_bytes : f.streamed_bytes) +=
-        layers[static_cast<size_t>(i)].bytes();
-  }
+  int look = model::default_lookahead(slot, chunk.bytes, kStreamIoDepth);
+  while (look > 0 && fixed + model::ring_buffer_bytes(slot, look + 1) > budget) --look;
+  f.overlap = look > 0;
+  f.ring_bytes = model::ring_buffer_bytes(slot, look + 1);
+  const std::vector<bool> keep = model::choose_resident(costs, budget - fixed - f.ring_bytes);
+  f.resident_bytes = fixed;
+  for (size_t i = 0; i < costs.size(); ++i)
+    (keep[i] ? f.resident_bytes : f.streamed_bytes) += costs[i];
   return f;
 }
 
@@ -369,21 +398,23 @@ StageCost CostModel::compute_stage(int device, int b, int c) const {
   s.used_bytes = s.weight_bytes + s.kv_bytes + s.buffer_bytes;
   s.decode_s = s.compute_s;
   s.prefill_s = prefill_compute_s;
+  bool streamed = false;  // the streaming rules hold the stage (weights did not fit)
   if (s.used_bytes <= budget) {
     s.feasible = true;
     s.resident_bytes = s.weight_bytes;
   } else if (settings_.allow_streaming && d.storage_read_mb_per_s > 0) {
-    // A pinned resident set, two half-layer buffers and as many whole layers as fit; the
-    // other layers are read from storage once per forward call (docs/COST_MODEL.md).
+    // A pinned resident set, a ring of unit buffers and as many units of layers as fit; the
+    // other units are read from storage once per forward call (docs/COST_MODEL.md).
     const int64_t weight_budget = budget - s.kv_bytes - s.buffer_bytes;
-    const StreamFigures f = stream_figures(table_, b, c, weight_budget);
+    const StreamFigures f = stream_figures(table_, d, b, c, weight_budget);
     if (weight_budget >= f.min_bytes) {
       s.feasible = true;
+      streamed = true;
       s.resident_bytes = f.resident_bytes;
       s.streamed_bytes = f.streamed_bytes;
       s.buffer_bytes += f.ring_bytes;
       s.used_bytes = s.resident_bytes + s.kv_bytes + s.buffer_bytes;
-      s.stream_s = static_cast<double>(s.streamed_bytes) / (stream_mb_per_s(d, f.slot) * 1e6);
+      s.stream_s = static_cast<double>(s.streamed_bytes) / (f.mb_per_s * 1e6);
       const double calls = std::ceil(p / static_cast<double>(kPrefillChunkTokens));
       if (f.overlap) {  // the reader runs whenever a buffer is free
         s.decode_s = std::max(s.compute_s, s.stream_s / kStreamEfficiency);
@@ -399,9 +430,11 @@ StageCost CostModel::compute_stage(int device, int b, int c) const {
     s.short_bytes = s.used_bytes - budget;
   }
   s.mem_pressure = static_cast<double>(s.used_bytes) / static_cast<double>(budget);
-  // A stage that streams has run out of memory: the budget binds (its leftover is less than a
-  // layer), so its pressure is 1, as the search's bounds assume of streaming devices.
-  if (s.feasible && s.streamed_bytes > 0) s.mem_pressure = 1.0;
+  // A stage whose weights had to be streamed has run out of memory: the budget binds (its
+  // leftover is less than a unit), so its pressure is 1, as the search's bounds assume (they
+  // take a stage to hold at least its weights otherwise). That holds too where only the
+  // embedding's rows are read and every block is kept.
+  if (s.feasible && streamed) s.mem_pressure = 1.0;
   return s;
 }
 

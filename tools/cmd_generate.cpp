@@ -37,6 +37,7 @@ struct GenerateArgs {
   std::string mem_budget;
   std::string reader = "pread";
   std::string chunk;
+  std::string unit;
   int io_depth = 0;
   int lookahead = -1;
   std::string profile;
@@ -52,6 +53,9 @@ Result<model::StreamOptions> stream_options(const GenerateArgs& a) {
   so.reader = *model::parse_reader_kind(a.reader);
   if (!a.chunk.empty()) {
     STRATA_ASSIGN_OR_RETURN(so.chunk_bytes, parse_bytes(a.chunk));
+  }
+  if (!a.unit.empty()) {
+    STRATA_ASSIGN_OR_RETURN(so.unit_bytes, parse_bytes(a.unit));
   }
   so.io_depth = a.io_depth;
   so.lookahead = a.lookahead;
@@ -80,23 +84,37 @@ void print_stream_plan(const model::StreamingWeights& sw, int64_t budget) {
   const model::StreamPlan& p = sw.plan();
   std::string pinned;
   for (const std::string& t : p.pinned_tensors) pinned += (pinned.empty() ? "" : ", ") + t;
-  std::fprintf(stderr,
-               "weights: budget %s; resident %s = pinned %s (%s) + %zu of %" PRId64
-               " layers %s (%s)",
-               mb(budget).c_str(), mb(p.resident_bytes).c_str(), mb(p.pinned_bytes).c_str(),
-               pinned.c_str(), p.resident_layers.size(), p.n_layers,
-               layer_list(p.resident_layers).c_str(), mb(p.resident_layer_bytes).c_str());
+  std::fprintf(stderr, "weights: budget %s; resident %s = pinned %s (%s)", mb(budget).c_str(),
+               mb(p.resident_bytes).c_str(), mb(p.pinned_bytes).c_str(),
+               pinned.empty() ? "none" : pinned.c_str());
+  if (p.embedding_rows) {
+    std::fprintf(stderr, " + embedding row buffer %s (token_embd rows read on demand)",
+                 mb(p.embedding_buffer_bytes).c_str());
+  }
+  if (p.norm_bytes > 0) std::fprintf(stderr, " + norms %s", mb(p.norm_bytes).c_str());
+  if (p.n_units > 0) {
+    std::fprintf(
+        stderr, " + %" PRId64 " of %" PRId64 " units of <= %s (%s: whole layers %s, part of %s)",
+        p.n_resident_units, p.n_units, mb(p.unit_bytes).c_str(), mb(p.resident_layer_bytes).c_str(),
+        layer_list(p.resident_layers).c_str(), layer_list(p.partly_resident_layers).c_str());
+  } else {
+    std::fprintf(stderr, " + %zu of %" PRId64 " layers %s (%s)", p.resident_layers.size(),
+                 p.n_layers, layer_list(p.resident_layers).c_str(),
+                 mb(p.resident_layer_bytes).c_str());
+  }
   if (p.streamed_layers.empty()) {
     std::fprintf(stderr, "; nothing streams\n");
     return;
   }
-  std::fprintf(stderr, " + read ring %s (lookahead %d)", mb(p.ring_bytes).c_str(), p.lookahead);
+  std::fprintf(stderr, " + read ring %s (%d buffers, lookahead %d)", mb(p.ring_bytes).c_str(),
+               p.lookahead + 1, p.lookahead);
   if (p.sparse) {
     std::fprintf(stderr, " + gates %s + FFN buffers %s + window %s",
                  mb(p.sparse_gate_bytes).c_str(), mb(p.sparse_buffer_bytes).c_str(),
                  mb(p.window_bytes).c_str());
   }
-  std::fprintf(stderr, "\nstreamed: %zu layers %s, %s per token%s\n", p.streamed_layers.size(),
+  std::fprintf(stderr, "\nstreamed: %s of %zu layers %s, %s per token%s\n",
+               p.n_units > 0 ? "units" : "all", p.streamed_layers.size(),
                layer_list(p.streamed_layers).c_str(), mb(p.streamed_bytes_per_token).c_str(),
                p.sparse ? " at most (sparse FFN: only bundles of active neurons are read)" : "");
   std::fprintf(stderr,
@@ -122,6 +140,15 @@ nlohmann::json stream_json(const model::StreamingWeights& sw, int64_t budget,
   j["pinned_tensors"] = p.pinned_tensors;
   j["resident_layers"] = p.resident_layers;
   j["streamed_layers"] = p.streamed_layers;
+  j["partly_resident_layers"] = p.partly_resident_layers;
+  j["embedding_rows"] = p.embedding_rows;
+  j["embedding_buffer_bytes"] = p.embedding_buffer_bytes;
+  j["embedding_bytes_read"] = st.embedding_bytes_read;
+  j["embedding_wait_s"] = st.embedding_wait_s;
+  j["norm_bytes"] = p.norm_bytes;
+  j["unit_bytes"] = p.unit_bytes;
+  j["units"] = p.n_units;
+  j["resident_units"] = p.n_resident_units;
   j["resident_layer_bytes"] = p.resident_layer_bytes;
   j["ring_bytes"] = p.ring_bytes;
   j["lookahead"] = p.lookahead;
@@ -248,6 +275,10 @@ Status run_generate(const GenerateArgs& a) {
                  mb(st.bytes_used).c_str(), static_cast<long long>(st.forward_calls),
                  j["storage_mb_per_s"].get<double>(), j["effective_mb_per_s"].get<double>(),
                  st.wait_s, r.decode_s);
+    if (streaming->plan().embedding_rows) {
+      std::fprintf(stderr, "embedding rows: %s read on demand in %.3f s (of the wait)\n",
+                   mb(st.embedding_bytes_read).c_str(), st.embedding_wait_s);
+    }
     if (streaming->plan().sparse) {
       std::fprintf(stderr,
                    "sparse FFN: %.1f%% of bundles needed, %.1f%% of those from the window\n",
@@ -289,11 +320,16 @@ void add_generate_command(CLI::App& root, Action& action) {
       ->check(CLI::IsMember({"pread", "uring"}));
   cmd->add_option("--chunk", a->chunk,
                   "Streaming read size (multiple of 4K; default from --profile, else 4M)");
+  cmd->add_option("--unit", a->unit,
+                  "Streaming unit: layers are read and kept in pieces of at most this size "
+                  "(default: half the smallest read size --profile rates within 10% of the "
+                  "best, else 2M)");
   cmd->add_option("--io-depth", a->io_depth, "Streaming reads in flight (default 4)")
       ->check(CLI::Range(1, 256));
   cmd->add_option("--lookahead", a->lookahead,
-                  "Read buffers (half a layer each) ahead of compute (default: up to 3 when "
-                  "they cost no resident layer, else 1)")
+                  "Read buffers (one unit each) ahead of compute (default: enough for "
+                  "--io-depth reads in flight and half as many queued, fewer when the budget "
+                  "cannot hold them)")
       ->check(CLI::Range(0, 8));
   cmd->add_option("--profile", a->profile,
                   "Device profile JSON: storage.seq_read_mb_per_s picks the chunk size")

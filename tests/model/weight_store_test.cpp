@@ -149,6 +149,12 @@ void expect_identical_at_every_budget(const std::string& path, StreamOptions o,
       EXPECT_EQ(p.sparse, expect_sparse);
       EXPECT_GT(st.bytes_read, 0);
       EXPECT_EQ(st.forward_calls, 5);
+      // Dense streaming reads the embedding's rows on demand: 6 prompt tokens and 4 more.
+      EXPECT_EQ(p.embedding_rows, !expect_sparse);
+      if (p.embedding_rows) {
+        EXPECT_GE(st.embedding_bytes_read, 10 * 4096);
+        EXPECT_LE(st.embedding_bytes_read, 10 * p.embedding_buffer_bytes);
+      }
     } else {
       EXPECT_EQ(st.bytes_read, 0);
     }
@@ -160,6 +166,7 @@ struct Case {
   DType type;
   bool repacked;
   ReaderKind reader;
+  int64_t unit_bytes;  // 0: the default (a whole small layer); 8192: pieces of matrices
 };
 
 class EveryBudget : public ::testing::TestWithParam<Case> {};
@@ -172,21 +179,26 @@ TEST_P(EveryBudget, GivesTheResidentRunsBits) {
   StreamOptions o;
   o.reader = c.reader;
   o.chunk_bytes = 8192;  // several chunks per layer: exercises the splitting
+  o.unit_bytes = c.unit_bytes;
   expect_identical_at_every_budget(path, o, false);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, EveryBudget,
-                         ::testing::Values(Case{DType::kF32, false, ReaderKind::kUring},
-                                           Case{DType::kF32, true, ReaderKind::kPread},
-                                           Case{DType::kQ8_0, false, ReaderKind::kPread},
-                                           Case{DType::kQ8_0, true, ReaderKind::kUring},
-                                           Case{DType::kQ4_0, false, ReaderKind::kUring},
-                                           Case{DType::kQ4_0, true, ReaderKind::kUring},
-                                           Case{DType::kQ4_0, true, ReaderKind::kPread}),
+                         ::testing::Values(Case{DType::kF32, false, ReaderKind::kUring, 0},
+                                           Case{DType::kF32, true, ReaderKind::kPread, 0},
+                                           Case{DType::kF32, false, ReaderKind::kPread, 8192},
+                                           Case{DType::kF32, true, ReaderKind::kUring, 8192},
+                                           Case{DType::kQ8_0, false, ReaderKind::kPread, 0},
+                                           Case{DType::kQ8_0, true, ReaderKind::kUring, 0},
+                                           Case{DType::kQ8_0, true, ReaderKind::kPread, 8192},
+                                           Case{DType::kQ4_0, false, ReaderKind::kUring, 0},
+                                           Case{DType::kQ4_0, true, ReaderKind::kUring, 0},
+                                           Case{DType::kQ4_0, true, ReaderKind::kPread, 8192}),
                          [](const ::testing::TestParamInfo<Case>& p) {
                            return std::string(*dtype_name(static_cast<uint32_t>(p.param.type))) +
                                   (p.param.repacked ? "_repacked_" : "_plain_") +
-                                  reader_kind_name(p.param.reader);
+                                  reader_kind_name(p.param.reader) +
+                                  (p.param.unit_bytes > 0 ? "_units" : "");
                          });
 
 TEST(WeightStore, SparseFfnGivesTheDenseRunsBits) {
@@ -371,9 +383,12 @@ TEST(WeightStore, StreamedLayersNeverEnterTheMapping) {
   ASSERT_TRUE(run(*m, sw->get()).ok());
   const int64_t mapped = mapped_rss_bytes(path);
   const int64_t header = static_cast<int64_t>(m->file().data_offset());
-  const int64_t slack = (static_cast<int64_t>(p.resident_layers.size()) + 2) * 2 * (64 << 10);
+  const int64_t slack =
+      (p.n_layers + p.n_resident_units + static_cast<int64_t>(p.resident_layers.size()) + 2) * 2 *
+      (64 << 10);
   EXPECT_GT(mapped, 0);
-  EXPECT_LE(mapped, p.pinned_bytes + p.resident_layer_bytes + header + slack)
+  EXPECT_TRUE(p.embedding_rows);  // the embedding is not in the mapping's resident pages either
+  EXPECT_LE(mapped, p.pinned_bytes + p.norm_bytes + p.resident_layer_bytes + header + slack)
       << "streamed " << p.streamed_bytes_per_token << " bytes per token";
 }
 
@@ -383,12 +398,13 @@ TEST(WeightStore, ResidentLayersAreSpreadAndTheBudgetIsKept) {
   spec.n_layers = 12;
   auto m = load(repack(synth(dir, spec, "m.gguf"), dir.path("m.stream.gguf")));
   StreamOptions o;
+  o.lookahead = 1;  // two buffers of a (small) layer each: room for several kept layers
   const std::vector<int64_t> b = budgets(*m, o);
   o.mem_budget_bytes = (b[0] + b[5]) / 2;
   auto p = plan_streaming(*m, o);
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   EXPECT_TRUE(p->repacked);
-  EXPECT_EQ(p->reads_per_layer, 2);  // one per half of a layer
+  EXPECT_EQ(p->reads_per_layer, 1);  // a small layer is one unit, one aligned extent
   EXPECT_LE(p->resident_bytes, o.mem_budget_bytes);
   ASSERT_GE(p->resident_layers.size(), 3u);
   // Spread: no two kept layers adjacent when fewer than half are kept, none at layer 0.
@@ -398,7 +414,7 @@ TEST(WeightStore, ResidentLayersAreSpreadAndTheBudgetIsKept) {
     }
   }
   EXPECT_NE(p->resident_layers.front(), 0);
-  EXPECT_GE(p->lookahead, 1);
+  EXPECT_EQ(p->lookahead, 1);
   EXPECT_EQ(p->ring_bytes % (p->lookahead + 1), 0);
 }
 
@@ -480,7 +496,7 @@ TEST(WeightStore, AModelSliceStreamsInTheStreamingLayout) {
   ASSERT_TRUE(sw.ok()) << sw.status().to_string();
   const StreamPlan& p = (*sw)->plan();
   EXPECT_TRUE(p.repacked);
-  EXPECT_EQ(p.reads_per_layer, 2);  // the two halves, each one aligned extent
+  EXPECT_EQ(p.reads_per_layer, 1);  // one unit (a small layer), one aligned extent
   ASSERT_FALSE(p.streamed_layers.empty());
   for (int64_t l : p.streamed_layers) EXPECT_TRUE(l >= 3 && l < 9) << l;
   auto got = run_stage(*slice, sw->get(), 3, 9);
@@ -518,4 +534,83 @@ TEST(WeightStore, AReluSliceCarriesBundlesForSparseLoading) {
 }
 
 }  // namespace
+// Units smaller than a layer: the budget keeps pieces of layers (some layers partly), at most
+// about one unit of it goes unused, and a middle stage and a first-stage slice (which reads
+// its embedding rows on demand) give the resident run's bits.
+TEST(WeightStore, UnitsKeepPartsOfLayersAndFillTheBudget) {
+  TempDir dir;
+  SynthSpec spec = small_spec(DType::kF32);
+  spec.n_layers = 8;
+  auto m = load(repack(synth(dir, spec, "m.gguf"), dir.path("m.stream.gguf")));
+  StreamOptions o;
+  o.unit_bytes = 8192;
+  const std::vector<int64_t> b = budgets(*m, o);
+  for (int64_t budget : {b[1], b[2], b[3]}) {
+    SCOPED_TRACE("budget " + std::to_string(budget));
+    o.mem_budget_bytes = budget;
+    auto p = plan_streaming(*m, o);
+    ASSERT_TRUE(p.ok()) << p.status().to_string();
+    EXPECT_TRUE(p->embedding_rows);
+    EXPECT_EQ(p->pinned_tensors, (std::vector<std::string>{"output_norm.weight", "output.weight"}));
+    EXPECT_GT(p->n_units, 8 * 4);  // f32 layers of 8 KiB units: many per layer
+    EXPECT_GT(p->n_resident_units, 0);
+    EXPECT_FALSE(p->partly_resident_layers.empty());
+    EXPECT_LE(p->resident_bytes, budget);
+    const int64_t slot = p->ring_bytes / (p->lookahead + 1);
+    EXPECT_LE(slot, 8192);
+    EXPECT_LT(budget - p->resident_bytes, 2 * slot);
+    // Every byte of the layers is either kept or read per token (repacked: no padding).
+    int64_t layers = 0;
+    for (int64_t l = 0; l < 8; ++l) {
+      for (const char* t :
+           {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}) {
+        layers += m->file().find_tensor("blk." + std::to_string(l) + "." + t + ".weight")->n_bytes;
+      }
+    }
+    EXPECT_EQ(p->resident_layer_bytes + p->streamed_bytes_per_token, layers);
+  }
+
+  // A middle stage.
+  auto want = run_stage(*m, nullptr, 2, 6);
+  ASSERT_TRUE(want.ok()) << want.status().to_string();
+  o.layer_begin = 2;
+  o.layer_end = 6;
+  o.mem_budget_bytes = budgets(*m, o)[2];
+  auto sw = StreamingWeights::open(*m, o);
+  ASSERT_TRUE(sw.ok()) << sw.status().to_string();
+  EXPECT_FALSE((*sw)->plan().embedding_rows);
+  EXPECT_FALSE((*sw)->plan().partly_resident_layers.empty());
+  auto got = run_stage(*m, sw->get(), 2, 6);
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  ASSERT_EQ(got->size(), want->size());
+  EXPECT_EQ(std::memcmp(got->data(), want->data(), got->size() * sizeof(float)), 0);
+
+  // A first-stage slice, as an agent gets it: embedding + blocks [0, 5), no head.
+  const std::string slice_path = dir.path("first.gguf");
+  ASSERT_TRUE(write_model_slice(*m, 0, 5, true, false, slice_path).ok());
+  auto slice = load(slice_path);
+  want = run_stage(*m, nullptr, 0, 5);
+  ASSERT_TRUE(want.ok()) << want.status().to_string();
+  o.layer_begin = 0;
+  o.layer_end = 5;
+  const std::vector<int64_t> first_budgets = budgets(*slice, o);
+  for (int64_t budget : first_budgets) {
+    SCOPED_TRACE("first stage, budget " + std::to_string(budget));
+    o.mem_budget_bytes = budget;
+    auto first = StreamingWeights::open(*slice, o);
+    ASSERT_TRUE(first.ok()) << first.status().to_string();
+    const StreamPlan& p = (*first)->plan();
+    // Rows on demand whenever not everything fits (at hi - 1, leaving the embedding out is
+    // enough: every layer is kept and only rows are read).
+    EXPECT_EQ(p.embedding_rows, budget < first_budgets.back());
+    if (p.embedding_rows) {
+      EXPECT_TRUE(p.pinned_tensors.empty());
+    }
+    got = run_stage(*slice, first->get(), 0, 5);
+    ASSERT_TRUE(got.ok()) << got.status().to_string();
+    ASSERT_EQ(got->size(), want->size());
+    EXPECT_EQ(std::memcmp(got->data(), want->data(), got->size() * sizeof(float)), 0);
+  }
+}
+
 }  // namespace strata::model

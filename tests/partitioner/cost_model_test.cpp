@@ -1,6 +1,13 @@
 #include "strata/partitioner/cost_model.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "strata/model/model.h"
+#include "strata/model/weight_store.h"
 
 namespace strata::partitioner {
 namespace {
@@ -247,11 +254,12 @@ TEST(CostModel, StreamingFillsTheBudgetAndReadsTheRestFromStorage) {
   const StageCost& st = with->stage(0, 0, 4);
   ASSERT_TRUE(st.feasible);
   const int64_t buffers = 4 * 1 * 1000;
-  const int64_t unit = 24'415 * 4096;  // 100 MB in 4 KiB pages
+  const int64_t unit = 24'415 * 4096;   // 100 MB in 4 KiB pages
+  const int64_t ring = 96 * (2 << 20);  // two units, one region rounded up to 2 MiB
   // 250 MB - buffers holds the two-unit ring and no whole unit besides: all four stream.
   EXPECT_EQ(st.resident_bytes, 0);
   EXPECT_EQ(st.streamed_bytes, 4 * unit);
-  EXPECT_EQ(st.buffer_bytes, buffers + 2 * unit);
+  EXPECT_EQ(st.buffer_bytes, buffers + ring);
   EXPECT_DOUBLE_EQ(st.mem_pressure, 1.0);  // the budget binds
   EXPECT_LT(st.used_bytes, d.mem_budget_bytes);
   EXPECT_DOUBLE_EQ(st.stream_s, 4.0 * unit / 400e6);
@@ -266,12 +274,18 @@ TEST(CostModel, StreamingFillsTheBudgetAndReadsTheRestFromStorage) {
 
 // The planner's stream time against a hand computation of docs/STREAMING.md's figures for a
 // small Llama shape in q4_0: dim 256, kv_dim 64, ffn 512, 6 blocks, vocab 1000.
-//   A block's tensors, each in 4 KiB pages: norms 1 KiB -> 4096 each; q, o 256x256 x 18/32 B =
-//   36864 (9 pages); k, v 256x64 = 9216 -> 12288; gate, up, down 256x512 = 73728 (18 pages).
-//   front = 2 x 4096 + 2 x 36864 + 2 x 12288 + 73728 = 180224; updown = 2 x 73728 = 147456;
-//   slot = 180224; a whole block = 327680.
-//   Pinned: token_embd 1000 x 256 x 18/32 = 144000 -> 147456; the head (output + its norm)
-//   145024 -> 147456; 294912 in all.
+//   Units: 32 KiB (half the smallest profiled read within 10% of the best, 64 KiB at 950 MB/s).
+//   A block's matrices, each starting on a 4 KiB page: q, o 256 rows x 144 B = 36864; k, v 64
+//   rows = 9216 -> 12288; gate, up 512 rows x 144 B = 73728; down 256 rows x 288 B = 73728.
+//   Cut at rows whose bytes are whole pages (256 rows of 144 B, 128 of 288 B: 36864 bytes, more
+//   than a unit, so a unit holds one such step): [q] 36864, [k v] 24576, [o] 36864, then gate,
+//   up and down in halves of 36864: 9 units, 319488 bytes; the norms (1 KiB -> 4096 each,
+//   kept) make the block 327680. slot = 36864; the read size: the largest within 10% of the
+//   best no larger than a buffer, none, so the smallest of them, 64 KiB; lookahead
+//   ceil(1.5 x 4 x 36864 / 36864) - 1 = 5, a ring of 6 x 36864 = 221184.
+//   Fixed: the head (output_norm 1024 -> 4096, output 1000 x 256 x 18/32 = 144000 -> 147456)
+//   151552 + the embedding row buffer (144 B -> 4096, + 4096) 8192 + norms 6 x 8192 = 49152:
+//   208896.
 //   Memory outside the weights: KV 6 x 2 x 64 x 4 B x 1 position = 3072, buffers 4 x 1024.
 TEST(CostModel, StreamTimeMatchesTheHandComputation) {
   LlamaShape shape;
@@ -283,16 +297,13 @@ TEST(CostModel, StreamTimeMatchesTheHandComputation) {
   shape.vocab = 1000;
   auto table = llama_layer_table(shape, "q4_0");
   ASSERT_TRUE(table.ok()) << table.status().to_string();
-  const int64_t pinned = 294'912, slot = 180'224, block = 327'680;
+  const int64_t fixed = 208'896, slot = 36'864, ring = 221'184, units = 6 * 319'488;
   const int64_t outside = 3072 + 4096;
   DeviceCaps d;
   d.name = "pi";
   d.mem_read_gb_per_s = 10;
   d.gemv_gflops = {{"q4_0", 20}, {"f32", 20}};
   d.gemm_gflops = {{"q4_0", 50}, {"f32", 50}};
-  // Within 10% of the best (1000 MB/s): 64 KiB, 1 MiB, 4 MiB. The reader splits a 180224-byte
-  // buffer into 4 reads of at most 45056 bytes: none of them is that small, so it reads in the
-  // smallest, 64 KiB, at 950 MB/s.
   d.storage_seq_read_mb_per_s = {{16'384, 700}, {65'536, 950}, {1'048'576, 1000}, {4'194'304, 990}};
   d.storage_read_mb_per_s = 990;
   PlanSettings s;
@@ -307,28 +318,33 @@ TEST(CostModel, StreamTimeMatchesTheHandComputation) {
     return m->stage(0, 0, 8);
   };
 
-  // Two buffers and two whole blocks fit (not three): four blocks stream, overlapped.
-  const StageCost two = stage(pinned + 2 * slot + 2 * block + 1000);
+  // 100000 bytes beside the ring: of the 54 units, any 2 fit (2 x 36864); at k = 3 the spread
+  // positions 9, 27 and 45 (three [q] units: 110592) do not, so k = 2 at positions 13 and 40
+  // (halves of gate: 73728); then the first unit that still fits in the 26272 left, block 0's
+  // [k v] (24576). 98304 kept, the rest streams, overlapped.
+  const int64_t kept = 73'728 + 24'576;
+  const StageCost two = stage(fixed + ring + 100'000);
   ASSERT_TRUE(two.feasible);
-  EXPECT_EQ(two.resident_bytes, pinned + 2 * block);
-  EXPECT_EQ(two.streamed_bytes, 4 * block);
-  EXPECT_EQ(two.buffer_bytes, 4096 + 2 * slot);
-  const double t_io = 4.0 * 327'680 / 950e6;
+  EXPECT_EQ(two.resident_bytes, fixed + kept);
+  EXPECT_EQ(two.streamed_bytes, units - kept);
+  EXPECT_EQ(two.buffer_bytes, 4096 + ring);
+  const double t_io = (units - kept) / 950e6;
   EXPECT_DOUBLE_EQ(two.stream_s, t_io);
   ASSERT_LT(two.compute_s, t_io / 0.8);  // storage-bound: eta = 0.8 of the storage bound
   EXPECT_DOUBLE_EQ(two.decode_s, t_io / 0.8);
   EXPECT_DOUBLE_EQ(two.prefill_s, t_io / 0.8);  // a 1-token prompt: one forward call
 
-  // One buffer only: every block streams and reads do not overlap compute.
-  const StageCost one = stage(pinned + slot + 10);
+  // One buffer only: every unit streams and reads do not overlap compute.
+  const StageCost one = stage(fixed + slot + 10);
   ASSERT_TRUE(one.feasible);
-  EXPECT_EQ(one.resident_bytes, pinned);
-  EXPECT_EQ(one.streamed_bytes, 6 * block);
-  EXPECT_DOUBLE_EQ(one.stream_s, 6.0 * 327'680 / 950e6);
+  EXPECT_EQ(one.resident_bytes, fixed);
+  EXPECT_EQ(one.buffer_bytes, 4096 + slot);
+  EXPECT_EQ(one.streamed_bytes, units);
+  EXPECT_DOUBLE_EQ(one.stream_s, units / 950e6);
   EXPECT_DOUBLE_EQ(one.decode_s, one.compute_s + one.stream_s);
 
-  // Below pinned + one buffer the stage cannot run; the shortfall is named.
-  const StageCost none = stage(pinned + slot - 100);
+  // Below the fixed set + one buffer the stage cannot run; the shortfall is named.
+  const StageCost none = stage(fixed + slot - 100);
   EXPECT_FALSE(none.feasible);
   EXPECT_EQ(none.short_bytes, 100);
 
@@ -338,13 +354,103 @@ TEST(CostModel, StreamTimeMatchesTheHandComputation) {
   const int64_t kv = 6 * 2 * 64 * 4 * 1200;
   const int64_t buffers = 4 * 1200 * 1024;
   d.gemm_gflops = {{"q4_0", 1e6}, {"f32", 1e6}};  // prefill compute far below the reads
-  d.mem_budget_bytes = pinned + 2 * slot + 2 * block + 1000 + kv + buffers;
+  d.mem_budget_bytes = fixed + ring + 100'000 + kv + buffers;
   auto m = CostModel::build(*table, {d}, LinkTable({"pi"}, Link{}), s);
   ASSERT_TRUE(m.ok());
   const StageCost& p = m->stage(0, 0, 8);
   ASSERT_TRUE(p.feasible);
-  EXPECT_EQ(p.streamed_bytes, 4 * block);
+  EXPECT_EQ(p.streamed_bytes, units - kept);
   EXPECT_DOUBLE_EQ(p.prefill_s, 3 * t_io / 0.8);
+}
+
+// The planner's streaming figures are the weight store's: for a repacked q4_0 Llama file and
+// several weight budgets, a whole-model stage, a first stage and a middle stage stream and keep
+// the same bytes in both, with the same ring.
+TEST(CostModel, StreamedBytesAreTheWeightStores) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("strata_cm_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  model::SynthSpec spec;
+  spec.dim = 256;
+  spec.n_layers = 6;
+  spec.n_heads = 4;
+  spec.n_kv_heads = 1;
+  spec.ffn_dim = 512;
+  spec.vocab = 1000;
+  spec.ctx = 64;
+  spec.type = model::DType::kQ4_0;
+  ASSERT_TRUE(model::synth_model(spec, (dir / "m.gguf").string(), {}).ok());
+  auto repacked = model::repack_for_streaming((dir / "m.gguf").string(),
+                                              (dir / "m.stream.gguf").string(), {}, {});
+  ASSERT_TRUE(repacked.ok()) << repacked.status().to_string();
+  auto m = model::Model::load((dir / "m.stream.gguf").string());
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  auto table = layer_table_from_model(**m, "m.stream.gguf");
+  ASSERT_TRUE(table.ok()) << table.status().to_string();
+  ASSERT_EQ(table->units.size(), 8u);  // token_embd, blk.0 .. blk.5, output
+
+  DeviceCaps d;
+  d.name = "pi";
+  d.mem_read_gb_per_s = 10;
+  d.gemv_gflops = {{"q4_0", 20}, {"f32", 20}};
+  d.gemm_gflops = {{"q4_0", 50}, {"f32", 50}};
+  // 64 KiB reads are as fast as any: units of 64 KiB, several per block.
+  d.storage_seq_read_mb_per_s = {{16'384, 500}, {65'536, 1000}, {4'194'304, 1000}};
+  d.storage_read_mb_per_s = 1000;
+  PlanSettings s;
+  s.prompt_len = 1;
+  s.context = 1;
+  s.sequences = 1;
+  s.allow_streaming = true;
+  struct Range {
+    int unit_begin, unit_end;
+    int64_t layer_begin, layer_end;
+  };
+  int compared = 0;
+  for (const Range r : {Range{0, 8, 0, 6}, Range{0, 4, 0, 3}, Range{2, 6, 1, 5}}) {
+    SCOPED_TRACE("units [" + std::to_string(r.unit_begin) + ", " + std::to_string(r.unit_end) +
+                 ")");
+    // KV cache and activation buffers outside the weights: from an unconstrained stage.
+    d.mem_budget_bytes = int64_t{1} << 40;
+    auto free = CostModel::build(*table, {d}, LinkTable({"pi"}, Link{}), s);
+    ASSERT_TRUE(free.ok());
+    const StageCost base = free->stage(0, r.unit_begin, r.unit_end);
+    const int64_t outside = base.kv_bytes + base.buffer_bytes;
+    model::StreamOptions o;
+    o.layer_begin = r.layer_begin;
+    o.layer_end = r.layer_end;
+    o.storage_seq_read_mb_per_s = d.storage_seq_read_mb_per_s;
+    o.mem_budget_bytes = int64_t{1} << 40;
+    auto all = model::plan_streaming(**m, o);
+    ASSERT_TRUE(all.ok()) << all.status().to_string();
+    // Budgets from the store's minimum to one byte short of the stage's weights (above that
+    // the planner, which counts weights unrounded, finds that the stage fits).
+    const int64_t min = all->min_budget_bytes;
+    const int64_t top = std::min(all->resident_bytes, base.weight_bytes) - 1;
+    for (int i = 0; i <= 6; ++i) {
+      const int64_t w = min + (top - min) * i / 6;
+      SCOPED_TRACE("weight budget " + std::to_string(w));
+      o.mem_budget_bytes = w;
+      auto p = model::plan_streaming(**m, o);
+      ASSERT_TRUE(p.ok()) << p.status().to_string();
+      d.mem_budget_bytes = w + outside;
+      auto cm = CostModel::build(*table, {d}, LinkTable({"pi"}, Link{}), s);
+      ASSERT_TRUE(cm.ok());
+      const StageCost st = cm->stage(0, r.unit_begin, r.unit_end);
+      ASSERT_TRUE(st.feasible);
+      EXPECT_EQ(st.streamed_bytes, p->streamed_bytes_per_token);
+      EXPECT_EQ(st.resident_bytes, p->resident_bytes - p->ring_bytes);
+      EXPECT_EQ(st.buffer_bytes - base.buffer_bytes, p->ring_bytes);
+      compared += p->streamed_bytes_per_token > 0 ? 1 : 0;
+    }
+    // One byte below the store's minimum the planner finds the stage infeasible too.
+    d.mem_budget_bytes = min - 1 + outside;
+    auto cm = CostModel::build(*table, {d}, LinkTable({"pi"}, Link{}), s);
+    ASSERT_TRUE(cm.ok());
+    EXPECT_FALSE(cm->stage(0, r.unit_begin, r.unit_end).feasible);
+  }
+  EXPECT_GE(compared, 15);
+  fs::remove_all(dir);
 }
 
 TEST(CostModel, EnergyIsUnknownWithoutPowerFigures) {

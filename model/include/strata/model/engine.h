@@ -52,6 +52,35 @@ class LayerWeightSource {
     (void)n_tokens;
     return FfnUpDown{w.ffn_up, w.ffn_down};
   }
+
+  // Rows [row_begin, row_begin + view.rows) of matrix `m` of block `layer`, for a matrix that
+  // acquire() (or ffn_up_down()) returned with data == nullptr: a source that reads a block in
+  // pieces smaller than its matrices hands them out one row range at a time. The engine asks
+  // row_begin = 0 first, then where the last view ended, until it has every row, and uses each
+  // view for one product only: a source may reuse the memory of every earlier piece of the
+  // block from the next call on. Views stay valid until the next call or release(layer).
+  // Errors as acquire's (the engine then calls release(layer) and returns). The default
+  // refuses: sources that never return null matrices are never asked.
+  enum class Matrix { kQ, kK, kV, kO, kGate, kUp, kDown };
+  virtual Result<WeightView> matrix_rows(int64_t layer, Matrix m, int64_t row_begin) {
+    (void)layer;
+    (void)m;
+    (void)row_begin;
+    return unsupported("this weight source returns whole matrices");
+  }
+
+  // Whether embed() should ask embed_rows() for the embedding rows instead of reading the
+  // model's token_embd through its mapping (a streaming source that does not keep the table
+  // resident reads only the rows a forward call needs).
+  virtual bool serves_embedding_rows() const { return false; }
+  // Writes the embedding row of tokens[t] (ids already checked against the vocabulary) as
+  // floats to hidden + t * dim. Asked only when serves_embedding_rows(). Errors: kIo / kCorrupt
+  // naming the file.
+  virtual Status embed_rows(std::span<const int32_t> tokens, float* hidden) {
+    (void)tokens;
+    (void)hidden;
+    return unsupported("this weight source does not serve embedding rows");
+  }
 };
 
 struct EngineOptions {
