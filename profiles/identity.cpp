@@ -2,6 +2,7 @@
 // and /sys/devices/system/cpu (ARM, a recorded tree, or libcpuid failing), each labelled with
 // where it came from; the board model from the device tree or DMI; and whether it is a VM.
 #include <libcpuid/libcpuid.h>
+#include <sched.h>
 #include <sys/utsname.h>
 
 #include <algorithm>
@@ -193,8 +194,28 @@ const char* hypervisor_name(hypervisor_vendor_t h) {
   }
 }
 
+// Restores the calling thread's CPU affinity when it goes out of scope. libcpuid's
+// cpuid_get_all_raw_data moves the calling thread to each CPU in turn to read its cpuid and
+// leaves it on the last one: every thread started afterwards inherited that single CPU, so the
+// profiler's "all threads" bandwidth and GEMV figures measured two threads sharing one CPU
+// (triad 25-33 GB/s where STREAM beside it gave 42-57).
+class KeepAffinity {
+ public:
+  KeepAffinity() { saved_ = sched_getaffinity(0, sizeof mask_, &mask_) == 0; }
+  ~KeepAffinity() {
+    if (saved_) sched_setaffinity(0, sizeof mask_, &mask_);
+  }
+  KeepAffinity(const KeepAffinity&) = delete;
+  KeepAffinity& operator=(const KeepAffinity&) = delete;
+
+ private:
+  cpu_set_t mask_{};
+  bool saved_ = false;
+};
+
 // libcpuid's view of the live CPU; false when it cannot identify it (not x86, or failure).
 bool identify_with_libcpuid(Device& d) {
+  const KeepAffinity keep;
   if (!cpuid_present()) return false;
   cpu_raw_data_t raw{};
   cpu_id_t id{};

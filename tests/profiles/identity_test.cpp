@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <algorithm>
 
@@ -93,6 +94,21 @@ TEST(Identity, LiveMachineIsIdentified) {
   EXPECT_FALSE(d.cpu.source.empty());
   ASSERT_TRUE(d.logical_cpus.available());
   EXPECT_GE(*d.logical_cpus.value, 1);
+}
+
+// libcpuid visits every CPU by moving the calling thread; the probe must put it back, or every
+// thread the profiler starts afterwards shares the last CPU visited.
+TEST(Identity, LiveProbeLeavesTheThreadsAffinityAsItWas) {
+  cpu_set_t before;
+  CPU_ZERO(&before);
+  ASSERT_EQ(sched_getaffinity(0, sizeof before, &before), 0);
+  SysTree sys("/");
+  (void)probe_device(sys);
+  cpu_set_t after;
+  CPU_ZERO(&after);
+  ASSERT_EQ(sched_getaffinity(0, sizeof after, &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&before, &after))
+      << "CPUs allowed before " << CPU_COUNT(&before) << ", after " << CPU_COUNT(&after);
 }
 
 }  // namespace
