@@ -66,6 +66,21 @@ Result<int64_t> positive(const GgufFile& f, const char* key) {
   return static_cast<int64_t>(v);
 }
 
+// Appends the aligned extent that holds [begin, end) to `u` (ranges come in file order),
+// merged into the last extent when the gap is under kMergeGapBytes: one read instead of two.
+void add_extent(UnitLayout& u, int64_t begin, int64_t end) {
+  const int64_t a_begin = align_down(begin, kDirectAlign);
+  const int64_t a_end = align_up(end, kDirectAlign);
+  if (!u.extents.empty() &&
+      a_begin <= u.extents.back().offset + u.extents.back().bytes + kMergeGapBytes) {
+    Extent& e = u.extents.back();
+    e.bytes = std::max(e.bytes, a_end - e.offset);
+    e.need_end = std::max(e.need_end, end);
+  } else {
+    u.extents.push_back(Extent{a_begin, a_end - a_begin, end});
+  }
+}
+
 }  // namespace
 
 std::vector<const GgufTensorInfo*> layer_tensors(const GgufFile& f, int64_t layer, Part part) {
@@ -93,16 +108,7 @@ UnitLayout layout_unit(const GgufFile& f, const std::vector<const GgufTensorInfo
   for (const GgufTensorInfo* t : sorted) {
     const int64_t begin = base + static_cast<int64_t>(t->offset);
     const int64_t end = begin + t->n_bytes;
-    const int64_t a_begin = align_down(begin, kDirectAlign);
-    const int64_t a_end = align_up(end, kDirectAlign);
-    if (!u.extents.empty() &&
-        a_begin <= u.extents.back().offset + u.extents.back().bytes + kMergeGapBytes) {
-      Extent& e = u.extents.back();
-      e.bytes = std::max(e.bytes, a_end - e.offset);
-      e.need_end = std::max(e.need_end, end);
-    } else {
-      u.extents.push_back(Extent{a_begin, a_end - a_begin, end});
-    }
+    add_extent(u, begin, end);
     u.weight_bytes += t->n_bytes;
   }
   // Buffer positions: extents end to end, each tensor at its offset inside its extent.
@@ -142,16 +148,7 @@ UnitLayout layout_ranges(const std::vector<ByteRange>& ranges) {
   for (size_t i : order) {
     const int64_t begin = ranges[i].offset;
     const int64_t end = begin + ranges[i].bytes;
-    const int64_t a_begin = align_down(begin, kDirectAlign);
-    const int64_t a_end = align_up(end, kDirectAlign);
-    if (!u.extents.empty() &&
-        a_begin <= u.extents.back().offset + u.extents.back().bytes + kMergeGapBytes) {
-      Extent& e = u.extents.back();
-      e.bytes = std::max(e.bytes, a_end - e.offset);
-      e.need_end = std::max(e.need_end, end);
-    } else {
-      u.extents.push_back(Extent{a_begin, a_end - a_begin, end});
-    }
+    add_extent(u, begin, end);
     u.weight_bytes += ranges[i].bytes;
   }
   u.range_at.resize(ranges.size());
