@@ -35,7 +35,7 @@ struct Agent::Impl {
   // The emulated stage's units (built on the first step after an assignment) and how many
   // steps took longer here than on the reference device (the emulation then lags).
   std::vector<partitioner::LayerUnit> pace_units;
-  uint64_t pace_overruns = 0;
+  bool pace_overrun_logged = false;  // the first overrun is logged; the report counts them all
   // Steps the next stage has not taken yet (see send_down).
   static constexpr int kSendWaitMs = 200;
   std::deque<std::pair<tp::DataHeader, tp::SharedBytes>> pending_out;
@@ -211,6 +211,16 @@ struct Agent::Impl {
     }
     if (pace && pace->mem_cap_bytes > 0 && (cap == 0 || pace->mem_cap_bytes < cap))
       cap = pace->mem_cap_bytes;
+    if (pace) {  // the planner's cost table of this stage, for pacing its steps
+      Result<std::vector<partitioner::LayerUnit>> su =
+          stage_units(**m, units.embedding, units.block_begin, units.block_end, units.head);
+      if (su.ok()) {
+        pace_units = std::move(su).value();
+      } else {
+        log("emulation off for this stage: " + su.status().message());
+        pace.reset();
+      }
+    }
     if ((units.embedding && !(*m)->has_embedding()) || (units.head && !(*m)->has_head())) {
       return fail(invalid_argument("slice " + a.slice_hash + " lacks the embedding or head stage " +
                                    std::to_string(a.stage_index) + " needs"));
@@ -371,7 +381,6 @@ struct Agent::Impl {
         req.message);
   }
 
-  // Sends `header` downstream; a failure to send is logged (the coordinator's deadline reports it).
   // Hands a step to the next stage. A next stage that does not take it at once (gone, or its
   // queue full) must not stall this agent: a stalled agent answers no heartbeat and no
   // re-assignment, and the coordinator would take it for lost too. So the step waits in
@@ -440,16 +449,6 @@ struct Agent::Impl {
   // device's time for the step (s), which the step overran when it is below `compute_s`, or 0
   // when the stage cannot be emulated (emulation is then off).
   double pace_step(const tp::DataHeader& h, double compute_s) {
-    if (pace_units.empty()) {
-      Result<std::vector<partitioner::LayerUnit>> u =
-          stage_units(*model, units.embedding, units.block_begin, units.block_end, units.head);
-      if (!u.ok()) {
-        log("emulation off for this stage: " + u.status().message());
-        pace.reset();
-        return 0;
-      }
-      pace_units = std::move(u).value();
-    }
     // Attention spans every token's position; KV rows are read once per sequence of the step
     // (a decode token reads its sequence's rows, a prompt chunk its rows up to its last).
     double ctx_positions = 0, kv_rows = 0;
@@ -464,7 +463,8 @@ struct Agent::Impl {
     const double target_s = reference_step_s(*pace, pace_units, static_cast<int64_t>(h.n_tokens),
                                              ctx_positions, kv_rows);
     if (compute_s > target_s) {
-      if (pace_overruns++ == 0) {
+      if (!pace_overrun_logged) {
+        pace_overrun_logged = true;
         log("a step took " + std::to_string(compute_s * 1e3) + " ms here, longer than the " +
             std::to_string(target_s * 1e3) + " ms of " + pace->reference.name +
             ": this machine is too slow to emulate it exactly (the run's report counts every "

@@ -22,13 +22,6 @@ namespace tp = strata::transport;
 
 namespace {
 
-double median_of(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 struct Peer {
   std::string device;
   std::string endpoint;
@@ -351,12 +344,17 @@ class Run {
     }
   }
 
+  // True when step `id` was sent holding decode tokens only (no prompt chunk).
+  bool decode_only(uint64_t id) const {
+    const auto it = step_decode_only_.find(id);
+    return it != step_decode_only_.end() && it->second;
+  }
+
   // Compute times of the decode-only steps among `s`'s.
   std::vector<double> decode_step_ms(const tp::Stats& s) const {
     std::vector<double> ms;
     for (const tp::StepStats& x : s.steps) {
-      const auto it = step_decode_only_.find(x.step_id);
-      if (it != step_decode_only_.end() && it->second) ms.push_back(x.compute_ms);
+      if (decode_only(x.step_id)) ms.push_back(x.compute_ms);
     }
     return ms;
   }
@@ -423,7 +421,7 @@ class Run {
 
   Status generate() {
     const auto n_seq = static_cast<int32_t>(o_.prompts.size());
-    const int64_t b = o_.plan.micro_batch;
+    const int64_t b = plan_.micro_batch;  // a re-plan carries it over
     int groups = o_.n_groups > 0 ? o_.n_groups
                  : b > 0         ? static_cast<int>((n_seq + b - 1) / b)
                                  : static_cast<int>(peers_.size());
@@ -470,7 +468,7 @@ class Run {
         return internal_error("result for unknown step " + std::to_string(h.step_id));
       const int group = git->second;
       const double rtt_ms = static_cast<double>(now_ns() - step_sent_ns_[h.step_id]) * 1e-6;
-      if (step_decode_only_[h.step_id])
+      if (decode_only(h.step_id))
         decode_results_.push_back({now_ns(), static_cast<int64_t>(h.n_tokens), rtt_ms});
       step_group_.erase(git);
       if (h.sampled_tokens.size() != h.seq_ids.size()) {
@@ -552,10 +550,8 @@ class Run {
         sr.bytes_out += st.bytes_out;
       }
       sr.decode_compute_ms_median = median_of(decode_step_ms(s));
-      sr.emulation = measure_headroom(s.steps, [this](uint64_t step_id) {
-        const auto it = step_decode_only_.find(step_id);
-        return it != step_decode_only_.end() && it->second;
-      });
+      sr.emulation =
+          measure_headroom(s.steps, [this](uint64_t step_id) { return decode_only(step_id); });
     }
     return {};
   }

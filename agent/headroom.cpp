@@ -5,16 +5,12 @@
 
 namespace strata::agent {
 
-namespace {
-
-double median(std::vector<double> v) {
+double median_of(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
-
-}  // namespace
 
 EmulationHeadroom measure_headroom(const std::vector<transport::StepStats>& steps,
                                    const std::function<bool(uint64_t step_id)>& decode_only) {
@@ -33,8 +29,8 @@ EmulationHeadroom measure_headroom(const std::vector<transport::StepStats>& step
     }
   }
   h.decode_steps = static_cast<int64_t>(local_ms.size());
-  h.decode_local_ms_median = median(std::move(local_ms));
-  h.decode_paced_ms_median = median(std::move(paced_ms));
+  h.decode_local_ms_median = median_of(std::move(local_ms));
+  h.decode_paced_ms_median = median_of(std::move(paced_ms));
   return h;
 }
 

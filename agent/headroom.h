@@ -15,6 +15,9 @@
 
 namespace strata::agent {
 
+// The median of `v` (the mean of the middle two for an even count); 0 when empty.
+double median_of(std::vector<double> v);
+
 // The headroom of one stage's `steps`: overruns counted over every paced step (paced_ms > 0),
 // the medians over the paced steps for which `decode_only(step_id)` holds. All zero when no
 // step was paced (the agent does not emulate).

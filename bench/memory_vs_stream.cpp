@@ -12,7 +12,6 @@
 //
 // Usage: bench_memory_vs_stream [--rounds N] [--array-mib M] [--reps R] [--threads T]
 //                               [--stream PATH]
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +27,8 @@
 namespace pr = strata::profiles;
 
 namespace {
+
+double median(const std::vector<double>& v) { return pr::summarize(v).median; }
 
 struct StreamRun {
   double best = 0;
@@ -49,28 +50,13 @@ bool run_stream(const std::string& path, int mib, int threads, StreamRun& out) {
   return pclose(f) == 0 && got_best && got_p90;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-int usable_cpus() {
-  cpu_set_t mask;
-  CPU_ZERO(&mask);
-  if (sched_getaffinity(0, sizeof mask, &mask) == 0 && CPU_COUNT(&mask) > 0) {
-    return CPU_COUNT(&mask);
-  }
-  return 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   int rounds = 7;
   int mib = 512;
   int reps = 41;  // the full profile's count
-  int threads = usable_cpus();
+  int threads = pr::usable_cpus();
   std::string stream =
       (std::filesystem::path(argv[0]).parent_path() / "bench_stream_triad").string();
   for (int i = 1; i < argc; ++i) {

@@ -10,7 +10,7 @@
 // mask, as OMP_PROC_BIND does for STREAM and as strata's profiler pins its bandwidth threads.
 // As STREAM does, one clock (thread 0's) spans the whole parallel sweep, read before the
 // threads are released and after the last one is done, so a preempted thread can only make
-// an iteration look slower, never faster. bench/profile_stability.sh compares it with
+// an iteration look slower, never faster. bench/profile_stability.py compares it with
 // `strata profile`.
 #include <pthread.h>
 #include <sched.h>

@@ -94,8 +94,6 @@ void echo_loop(DataReceiver& rx, DataSender& tx) {
   }
 }
 
-double g_delay_ms = 0;  // for print_results
-
 struct HopFigures {
   double rtt_median_us = 0;
   double rtt_p99_us = 0;
@@ -226,10 +224,10 @@ Results run_processes(const Config& cfg) {
   return r;
 }
 
-void print_results(const char* mode, const Results& r) {
+void print_results(const char* mode, const Results& r, double delay_ms) {
   const auto hop = [&](const char* what, const HopFigures& f) {
     // With emulated delay, the one-way columns show what the hop costs beyond it.
-    const double delay_us = g_delay_ms * 1e3;
+    const double delay_us = delay_ms * 1e3;
     std::printf("| %-9s | %-26s | %7d | %9.1f | %9.1f | %12.1f | %12.1f |\n", mode, what, f.n,
                 f.rtt_median_us, f.rtt_p99_us, f.rtt_median_us / 2 - delay_us,
                 f.rtt_p99_us / 2 - delay_us);
@@ -275,7 +273,6 @@ Config parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Config cfg = parse(argc, argv);
-  g_delay_ms = cfg.delay_ms;
   std::printf(
       "strata transport hop: DataSender -> DataReceiver over tcp://127.0.0.1, one ZeroMQ\n"
       "context (1 I/O thread) per side, echo forwards the received payload (no copy).\n"
@@ -289,10 +286,11 @@ int main(int argc, char** argv) {
       "|-----------|----------------------------|---------|-----------|-----------|"
       "--------------|--------------|\n");
   std::fflush(stdout);  // before fork: the child must not flush our buffer again
-  if (cfg.mode == "threads" || cfg.mode == "both") print_results("threads", run_threads(cfg));
+  if (cfg.mode == "threads" || cfg.mode == "both")
+    print_results("threads", run_threads(cfg), cfg.delay_ms);
   std::fflush(stdout);
   if (cfg.mode == "processes" || cfg.mode == "both") {
-    print_results("processes", run_processes(cfg));
+    print_results("processes", run_processes(cfg), cfg.delay_ms);
   }
   return 0;
 }

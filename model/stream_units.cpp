@@ -95,6 +95,31 @@ std::vector<bool> choose_resident(const std::vector<int64_t>& cost_bytes, int64_
   return keep;
 }
 
+UnitKeep keep_units(const std::vector<int64_t>& cost_bytes, int64_t slot_bytes, int64_t fixed_bytes,
+                    int64_t budget_bytes, int64_t chunk_bytes, int io_depth, int lookahead) {
+  UnitKeep k;
+  int64_t all_units = 0;
+  for (int64_t c : cost_bytes) all_units += c;
+  // Every unit fits beside the fixed set (the embedding left out is what made the room):
+  // nothing streams, so no ring.
+  k.keep_all = fixed_bytes + all_units <= budget_bytes;
+  if (k.keep_all) {
+    k.keep.assign(cost_bytes.size(), true);
+    return k;
+  }
+  k.lookahead = lookahead;
+  if (k.lookahead < 0) {
+    k.lookahead = default_lookahead(slot_bytes, chunk_bytes, io_depth);
+    while (k.lookahead > 0 &&
+           fixed_bytes + ring_buffer_bytes(slot_bytes, k.lookahead + 1) > budget_bytes) {
+      --k.lookahead;
+    }
+  }
+  k.ring_bytes = ring_buffer_bytes(slot_bytes, k.lookahead + 1);
+  k.keep = choose_resident(cost_bytes, budget_bytes - fixed_bytes - k.ring_bytes);
+  return k;
+}
+
 int default_lookahead(int64_t unit_bytes, int64_t chunk_bytes, int io_depth) {
   if (unit_bytes <= 0) return 1;
   // Buffers for io_depth reads in flight and half as many again queued behind them: with only

@@ -271,28 +271,22 @@ Status plan_dense(const Model& m, const StreamOptions& o, InternalPlan* ipp) {
   const int64_t budget = o.mem_budget_bytes;
   if (budget < p.min_budget_bytes) return {};  // the caller names what the minimum holds
 
-  // Every unit fits beside the fixed set (the embedding left out is what made the room):
-  // nothing streams, so no ring.
-  int64_t all_units = 0;
-  for (int64_t c : costs) all_units += c;
-  const bool keep_all = fixed + all_units <= budget;
-  // Lookahead: as asked, else enough buffers to keep io_depth reads in flight, fewer when the
-  // budget cannot hold them (0: one buffer, no overlap).
-  int look = o.lookahead;
-  if (keep_all) {
-    look = 0;
-  } else if (look < 0) {
-    look = default_lookahead(ip.slot_bytes, p.chunk_bytes, p.io_depth);
-    while (look > 0 && fixed + ring_buffer_bytes(ip.slot_bytes, look + 1) > budget) --look;
-  } else if (fixed + ring_buffer_bytes(ip.slot_bytes, look + 1) > budget) {
-    return resource_exhausted("memory budget " + mb(budget) + " cannot hold a lookahead of " +
-                              std::to_string(look) + " buffers (" + mb(fixed) + " fixed + " +
-                              std::to_string(look + 1) + " buffers of " + mb(ip.slot_bytes) +
-                              "); lower --lookahead or raise the budget");
+  // An explicit lookahead whose ring the budget cannot hold is an error, not a silent cut.
+  if (o.lookahead >= 0 && fixed + ring_buffer_bytes(ip.slot_bytes, o.lookahead + 1) > budget) {
+    int64_t all_units = 0;
+    for (int64_t c : costs) all_units += c;
+    if (fixed + all_units > budget) {
+      return resource_exhausted("memory budget " + mb(budget) + " cannot hold a lookahead of " +
+                                std::to_string(o.lookahead) + " buffers (" + mb(fixed) +
+                                " fixed + " + std::to_string(o.lookahead + 1) + " buffers of " +
+                                mb(ip.slot_bytes) + "); lower --lookahead or raise the budget");
+    }
   }
-  p.lookahead = look;
-  p.ring_bytes = keep_all ? 0 : ring_buffer_bytes(ip.slot_bytes, look + 1);
-  const std::vector<bool> keep = choose_resident(costs, budget - fixed - p.ring_bytes);
+  const UnitKeep k =
+      keep_units(costs, ip.slot_bytes, fixed, budget, p.chunk_bytes, p.io_depth, o.lookahead);
+  p.lookahead = k.lookahead;
+  p.ring_bytes = k.ring_bytes;
+  const std::vector<bool>& keep = k.keep;
   p.n_units = static_cast<int64_t>(ip.units.size());
   for (size_t i = 0; i < n; ++i) {
     const int64_t layer = ip.layer_begin + static_cast<int64_t>(i);
@@ -321,7 +315,7 @@ Status plan_dense(const Model& m, const StreamOptions& o, InternalPlan* ipp) {
     p.streamed_layers.push_back(layer);
     if (kept > 0) p.partly_resident_layers.push_back(layer);
   }
-  if (p.lookahead == 0 && !keep_all) {
+  if (p.lookahead == 0 && !k.keep_all) {
     p.notes.push_back("budget holds one unit buffer: reads do not overlap compute");
   }
   p.resident_bytes = fixed + p.resident_layer_bytes + p.ring_bytes;

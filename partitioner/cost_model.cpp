@@ -182,20 +182,13 @@ StreamFigures stream_figures(const LayerTable& table, const DeviceCaps& d, int b
   f.mb_per_s = chunk.mb_per_s;
   f.min_bytes = fixed + model::ring_buffer_bytes(slot, 1);
   if (budget < f.min_bytes) return f;
-  int64_t all_units = 0;
-  for (int64_t cost : costs) all_units += cost;
-  if (fixed + all_units <= budget) {  // every unit kept (the embedding left out): no ring
-    f.resident_bytes = fixed + all_units;
-    return f;
-  }
-  int look = model::default_lookahead(slot, chunk.bytes, kStreamIoDepth);
-  while (look > 0 && fixed + model::ring_buffer_bytes(slot, look + 1) > budget) --look;
-  f.overlap = look > 0;
-  f.ring_bytes = model::ring_buffer_bytes(slot, look + 1);
-  const std::vector<bool> keep = model::choose_resident(costs, budget - fixed - f.ring_bytes);
+  const model::UnitKeep k =
+      model::keep_units(costs, slot, fixed, budget, chunk.bytes, kStreamIoDepth, -1);
+  f.overlap = !k.keep_all && k.lookahead > 0;
+  f.ring_bytes = k.ring_bytes;
   f.resident_bytes = fixed;
   for (size_t i = 0; i < costs.size(); ++i)
-    (keep[i] ? f.resident_bytes : f.streamed_bytes) += costs[i];
+    (k.keep[i] ? f.resident_bytes : f.streamed_bytes) += costs[i];
   return f;
 }
 
@@ -378,7 +371,6 @@ StageCost CostModel::compute_stage(int device, int b, int c) const {
   const size_t row = static_cast<size_t>(device) * table_.units.size();
   StageCost s;
   int64_t kv_per_token = 0;
-  int64_t max_unit_weight = 0;
   double max_act = boundary_bytes(b);
   double prefill_compute_s = 0;
   for (int i = b; i < c; ++i) {
@@ -387,7 +379,6 @@ StageCost CostModel::compute_stage(int device, int b, int c) const {
     prefill_compute_s += unit_prefill_s_[row + static_cast<size_t>(i)];
     s.weight_bytes += u.weight_bytes;
     kv_per_token += u.kv_bytes_per_token;
-    max_unit_weight = std::max(max_unit_weight, u.weight_bytes);
     max_act = std::max(max_act, static_cast<double>(u.activation_bytes_out));
   }
   s.kv_bytes = kv_per_token * settings_.context * settings_.sequences;

@@ -204,11 +204,11 @@ bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle
       const size_t i = t == 0 ? n_parts : (w.part_hint + t - 1) % n_parts;
       const Part& part = i == n_parts ? w.floor_part : w.parts[i];
       Objectives lb;
-      lb.latency_s = (p.latency_s + part.best.latency_s) * (1 - 1e-9);
+      lb.latency_s = (p.latency_s + part.best.latency_s) * internal::kShrink;
       lb.period_s = m_.period_s(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
       lb.energy_j = use_energy_ ? ((p.energy_dyn_j + part.best.energy_dyn_j) / micro_batch +
                                    part.idle_watts * lb.period_s) *
-                                      (1 - 1e-9)
+                                      internal::kShrink
                                 : 0.0;
       lb.mem_pressure = std::max(p.mem_pressure, part.best.mem_pressure);
       if (!incumbents_.covers(lb, &w.hit)) {

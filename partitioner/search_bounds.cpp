@@ -14,7 +14,6 @@
 namespace strata::partitioner::internal {
 namespace {
 
-constexpr double kShrink = 1.0 - 1e-9;
 constexpr int64_t kMaxTableEntries = (int64_t{1} << 12) * 131;
 
 }  // namespace

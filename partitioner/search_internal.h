@@ -11,6 +11,10 @@
 
 namespace strata::partitioner::internal {
 
+// Every lower bound is shrunk by this relative factor, so that float rounding never lifts one
+// above the value a real completion reaches.
+constexpr double kShrink = 1.0 - 1e-9;
+
 // Indices of the non-dominated entries of `objs` (one per distinct vector), sorted by
 // latency, then period, energy (when `use_energy`), memory pressure.
 std::vector<size_t> pareto_indices(const std::vector<Objectives>& objs, bool use_energy);

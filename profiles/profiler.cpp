@@ -19,16 +19,6 @@ namespace {
 
 constexpr double kPowerHz = 20;  // >= 10 Hz: RAPL updates every ~1 ms, INA3221 every ~10 ms
 
-int usable_cpus() {
-  cpu_set_t mask;
-  CPU_ZERO(&mask);
-  if (sched_getaffinity(0, sizeof mask, &mask) == 0 && CPU_COUNT(&mask) > 0) {
-    return CPU_COUNT(&mask);
-  }
-  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<int>(n) : 1;
-}
-
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -60,6 +50,16 @@ Reason reason_of(const Status& s) {
 }
 
 }  // namespace
+
+int usable_cpus() {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (sched_getaffinity(0, sizeof mask, &mask) == 0 && CPU_COUNT(&mask) > 0) {
+    return CPU_COUNT(&mask);
+  }
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
 
 Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress) {
   const double sustain_s = opt.sustain_s >= 0 ? opt.sustain_s : (opt.quick ? 3.0 : 30.0);

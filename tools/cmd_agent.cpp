@@ -19,6 +19,7 @@ void on_signal(int) { g_stop.store(true); }
 struct AgentArgs {
   agent::AgentOptions o;
   std::string mem_budget;
+  std::string profile;  // this machine's profile JSON: its storage figures pick the read size
 };
 
 Status run_agent(AgentArgs& a) {
@@ -27,10 +28,10 @@ Status run_agent(AgentArgs& a) {
   if (!a.mem_budget.empty()) {
     STRATA_ASSIGN_OR_RETURN(a.o.mem_budget_bytes, parse_bytes(a.mem_budget));
   }
-  if (!a.o.local_profile.empty()) {
+  if (!a.profile.empty()) {
     // Its storage figures pick the read size when a stage streams; without them reads are
     // 4 MiB.
-    Result<std::map<int64_t, double>> storage = read_storage_profile(a.o.local_profile);
+    Result<std::map<int64_t, double>> storage = read_storage_profile(a.profile);
     if (storage.ok()) a.o.storage_seq_read_mb_per_s = std::move(storage).value();
   }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<agent::Agent> ag, agent::Agent::start(a.o));
@@ -71,7 +72,7 @@ void add_agent_command(CLI::App& root, Action& action) {
                   "Reference device profile JSON: hold each step until that device's roofline time "
                   "(the planner's formula) and cap memory to its available memory")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--profile", a->o.local_profile,
+  cmd->add_option("--profile", a->profile,
                   "This machine's profile JSON: its storage figures pick the streaming read size")
       ->check(CLI::ExistingFile);
   cmd->add_option("--link-delay-ms", a->o.link_delay_ms,

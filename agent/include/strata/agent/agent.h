@@ -34,7 +34,6 @@ struct AgentOptions {
   // streaming read size. Empty: 4 MiB reads.
   std::map<int64_t, double> storage_seq_read_mb_per_s;
   std::string emulate_profile;  // reference device profile JSON to pace compute to
-  std::string local_profile;    // this machine's profile JSON (its storage figures), optional
   double link_delay_ms = 0;     // outgoing data link emulation
   double link_mbit_per_s = 0;
   bool quiet = false;

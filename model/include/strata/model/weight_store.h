@@ -101,6 +101,20 @@ std::vector<StreamUnit> cut_block(const std::vector<StreamMatrix>& matrices, int
 // spreading them keeps the storage busy. Returns one flag per unit.
 std::vector<bool> choose_resident(const std::vector<int64_t>& cost_bytes, int64_t room_bytes);
 
+// How a dense stage's units share a budget, as the weight store plans it and the planner costs
+// it: every unit kept when they all fit beside `fixed_bytes` (then no ring); otherwise a ring
+// of lookahead + 1 buffers of `slot_bytes` (lookahead < 0: default_lookahead, fewer while the
+// budget cannot hold them; 0 means no overlap) and choose_resident over what is left. Needs
+// budget >= fixed + one buffer, and an explicit lookahead's ring to fit (the caller checks).
+struct UnitKeep {
+  bool keep_all = false;
+  int lookahead = 0;
+  int64_t ring_bytes = 0;
+  std::vector<bool> keep;  // one flag per unit
+};
+UnitKeep keep_units(const std::vector<int64_t>& cost_bytes, int64_t slot_bytes, int64_t fixed_bytes,
+                    int64_t budget_bytes, int64_t chunk_bytes, int io_depth, int lookahead);
+
 // Bytes the read ring takes for `buffers` buffers of `slot_bytes`: one region, rounded up to
 // 2 MiB when it is that large (it starts on a huge page, and the kernel backs its tail with a
 // whole one).

@@ -28,6 +28,10 @@ using Progress = std::function<void(const std::string&)>;
 // `source` fields say which. Never fails.
 Device probe_device(SysTree& sys);
 
+// The CPUs this process may run on (its affinity mask; the online count where that is
+// unreadable): the "all threads" of every probe.
+int usable_cpus();
+
 // ---- memory (memory.cpp) ----
 
 // total_bytes and available_bytes: /proc/meminfo capped by the tightest cgroup v2 memory.max
