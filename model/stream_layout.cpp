@@ -86,10 +86,9 @@ void add_extent(UnitLayout& u, int64_t begin, int64_t end) {
 std::vector<const GgufTensorInfo*> layer_tensors(const GgufFile& f, int64_t layer, Part part) {
   std::vector<const GgufTensorInfo*> out;
   for (const TensorSlot& s : kSlots) {
-    const bool front = part == Part::kFront && (s.part == Part::kAttn || s.part == Part::kGate);
     if (part == Part::kNorms) {
       if (s.norm == nullptr) continue;
-    } else if (part != Part::kAll && s.part != part && !front) {
+    } else if (part != Part::kAll && s.part != part) {
       continue;
     }
     const GgufTensorInfo* t = f.find_tensor(tensor_name(layer, s.suffix));
@@ -100,26 +99,14 @@ std::vector<const GgufTensorInfo*> layer_tensors(const GgufFile& f, int64_t laye
 }
 
 UnitLayout layout_unit(const GgufFile& f, const std::vector<const GgufTensorInfo*>& tensors) {
-  std::vector<const GgufTensorInfo*> sorted(tensors);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
-  UnitLayout u;
   const auto base = static_cast<int64_t>(f.data_offset());
-  for (const GgufTensorInfo* t : sorted) {
-    const int64_t begin = base + static_cast<int64_t>(t->offset);
-    const int64_t end = begin + t->n_bytes;
-    add_extent(u, begin, end);
-    u.weight_bytes += t->n_bytes;
+  std::vector<ByteRange> ranges;
+  for (const GgufTensorInfo* t : tensors) {
+    ranges.push_back({base + static_cast<int64_t>(t->offset), t->n_bytes});
   }
-  // Buffer positions: extents end to end, each tensor at its offset inside its extent.
-  int64_t pos = 0;
-  size_t e = 0;
-  for (const GgufTensorInfo* t : sorted) {
-    const int64_t begin = base + static_cast<int64_t>(t->offset);
-    while (begin >= u.extents[e].offset + u.extents[e].bytes) pos += u.extents[e++].bytes;
-    u.at[t->name] = pos + (begin - u.extents[e].offset);
-  }
-  for (const Extent& x : u.extents) u.buffer_bytes += x.bytes;
+  UnitLayout u = layout_ranges(ranges);
+  for (size_t i = 0; i < tensors.size(); ++i) u.at[tensors[i]->name] = u.range_at[i];
+  u.range_at.clear();
   return u;
 }
 

@@ -32,9 +32,9 @@ inline constexpr const char* kKeyBundleOffsets = "strata.stream.bundle_offsets";
 inline constexpr int64_t kMergeGapBytes = 64 << 10;
 
 // Which of a layer's tensors: everything; norms and attention (what sparse mode streams);
-// the gate; norms, attention and gate; the FFN's up and down; the two norms (which dense
-// streaming keeps, reading the matrices in pieces).
-enum class Part { kAll, kAttn, kGate, kFront, kUpDown, kNorms };
+// the gate; the FFN's up and down; the two norms (which dense streaming keeps, reading the
+// matrices in pieces).
+enum class Part { kAll, kAttn, kGate, kUpDown, kNorms };
 
 std::vector<const GgufTensorInfo*> layer_tensors(const GgufFile& f, int64_t layer, Part part);
 
