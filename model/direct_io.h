@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 
+#include "strata/base/aligned_buffer.h"
 #include "strata/base/status.h"
 #include "strata/model/weight_store.h"
 
@@ -21,31 +22,6 @@ inline constexpr int64_t kDirectAlign = 4096;
 
 inline int64_t align_down(int64_t v, int64_t a) { return v / a * a; }
 inline int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
-
-// Anonymous page-aligned memory (mmap), zero-filled, released on destruction. Not copyable.
-class AlignedBuffer {
- public:
-  AlignedBuffer() = default;
-  ~AlignedBuffer();
-  AlignedBuffer(AlignedBuffer&& o) noexcept;
-  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept;
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-
-  // `bytes` rounded up to kDirectAlign; kResourceExhausted when the OS refuses the memory.
-  // Buffers of 2 MiB or more start on a 2 MiB boundary, so that transparent huge pages cover
-  // all of them but a tail under 2 MiB (an unaligned buffer loses up to 2 MiB at each end).
-  static Result<AlignedBuffer> allocate(int64_t bytes);
-  uint8_t* data() const { return data_; }
-  int64_t size() const { return size_; }
-  // mlock()s the buffer; false (and the buffer stays usable) when RLIMIT_MEMLOCK refuses.
-  bool lock();
-
- private:
-  uint8_t* data_ = nullptr;
-  int64_t size_ = 0;
-  bool locked_ = false;
-};
 
 // The weights file opened for streaming. `direct` says whether O_DIRECT was accepted; when it
 // was refused (tmpfs, some network filesystems) the file is read buffered and every read range

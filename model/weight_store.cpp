@@ -21,7 +21,6 @@
 
 namespace strata::model {
 
-using stream::AlignedBuffer;
 using stream::InternalPlan;
 using stream::IoEngine;
 using stream::LayerPlan;

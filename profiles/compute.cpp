@@ -4,6 +4,7 @@
 #include <cstring>
 #include <memory>
 
+#include "strata/base/aligned_buffer.h"
 #include "strata/base/io.h"
 #include "strata/model/kernels.h"
 
@@ -16,16 +17,19 @@ struct MatmulLoad::Impl {
   int64_t n_tokens;
   int64_t n_copies = 1;
   int64_t next_copy = 0;
-  // n_copies back to back; not value-initialised, so that filling them is the only pass over
-  // the pages (a zeroing pass first cost the quick profile about 0.3 s per 512 MiB pool).
-  std::unique_ptr<uint8_t[]> weights;
-  size_t weights_bytes = 0;
+  // n_copies back to back, in huge pages where the kernel offers them: filling a pool of
+  // several GiB then faults once per 2 MiB, and decode's weights (a model file in the page
+  // cache, or the streaming ring) are read through large pages as well.
+  AlignedBuffer owned;  // empty when the caller lent the pool
+  uint8_t* weights = nullptr;
+  int64_t weights_bytes = 0;
   std::vector<float> x;
   std::vector<float> y;
   std::unique_ptr<model::ThreadPool> pool;
   model::MatmulScratch scratch;
 
-  Impl(model::DType t, int64_t r, int64_t c, int64_t n, int threads, int64_t pool_bytes)
+  Impl(model::DType t, int64_t r, int64_t c, int64_t n, int threads, int64_t pool_bytes,
+       uint8_t* pool_memory)
       : type(t), rows(r), cols(c), n_tokens(n), pool(std::make_unique<model::ThreadPool>(threads)) {
     // Deterministic values of the magnitude real weights have; a quantized type gets the bytes
     // its quantizer makes, so the kernels see realistic scales and nibbles.
@@ -40,19 +44,28 @@ struct MatmulLoad::Impl {
     };
     const int64_t rb = model::row_bytes(t, c);
     const int64_t matrix_bytes = rb * r;
-    n_copies = std::max<int64_t>(1, (pool_bytes + matrix_bytes - 1) / matrix_bytes);
-    weights_bytes = static_cast<size_t>(matrix_bytes * n_copies);
-    weights.reset(new uint8_t[weights_bytes]);
+    // A lent pool holds whole copies only; an own one rounds up to fill at least pool_bytes.
+    n_copies = std::max<int64_t>(1, pool_memory != nullptr
+                                        ? pool_bytes / matrix_bytes
+                                        : (pool_bytes + matrix_bytes - 1) / matrix_bytes);
+    weights_bytes = matrix_bytes * n_copies;
+    if (pool_memory != nullptr && weights_bytes <= pool_bytes) {
+      weights = pool_memory;
+    } else {
+      Result<AlignedBuffer> buf = AlignedBuffer::allocate(weights_bytes);
+      STRATA_CHECK_MSG(buf.ok(), buf.status().message());  // at most 1/8 of available memory
+      owned = std::move(buf).value();
+      weights = owned.data();
+    }
     std::vector<float> row(static_cast<size_t>(c));
     for (int64_t i = 0; i < r; ++i) {
       for (float& v : row) v = dist();
-      model::quantize_row(t, row.data(), weights.get() + i * rb, c);
+      model::quantize_row(t, row.data(), weights + i * rb, c);
     }
     // Copies, not fresh values: the kernels' speed does not depend on the values, and copying
     // is far cheaper than quantizing.
     for (int64_t k = 1; k < n_copies; ++k) {
-      std::memcpy(weights.get() + k * matrix_bytes, weights.get(),
-                  static_cast<size_t>(matrix_bytes));
+      std::memcpy(weights + k * matrix_bytes, weights, static_cast<size_t>(matrix_bytes));
     }
     x.resize(static_cast<size_t>(n * c));
     for (float& v : x) v = dist() * 25.0f;
@@ -63,15 +76,15 @@ struct MatmulLoad::Impl {
 
   void run() {
     const int64_t matrix_bytes = model::row_bytes(type, cols) * rows;
-    const model::WeightView w{type, rows, cols, weights.get() + next_copy * matrix_bytes};
+    const model::WeightView w{type, rows, cols, weights + next_copy * matrix_bytes};
     next_copy = (next_copy + 1) % n_copies;
     model::matmul(w, x.data(), n_tokens, y.data(), rows, *pool, scratch);
   }
 };
 
 MatmulLoad::MatmulLoad(model::DType type, int64_t rows, int64_t cols, int64_t n_tokens, int threads,
-                       int64_t pool_bytes)
-    : impl_(std::make_unique<Impl>(type, rows, cols, n_tokens, threads, pool_bytes)) {}
+                       int64_t pool_bytes, uint8_t* pool_memory)
+    : impl_(std::make_unique<Impl>(type, rows, cols, n_tokens, threads, pool_bytes, pool_memory)) {}
 
 MatmulLoad::~MatmulLoad() = default;
 
@@ -140,7 +153,8 @@ void probe_compute(const ComputeOptions& opt, Compute& out, const Progress& prog
         const std::string dtype(*model::dtype_name(static_cast<uint32_t>(t)));
         const std::vector<int> thread_counts =
             opt.threads_all == 1 ? std::vector<int>{1} : std::vector<int>{1, opt.threads_all};
-        MatmulLoad load(t, rows, cols, n_tokens, 1, gemm ? 0 : opt.gemv_pool_bytes);
+        MatmulLoad load(t, rows, cols, n_tokens, 1, gemm ? 0 : opt.gemv_pool_bytes,
+                        gemm ? nullptr : opt.gemv_pool);
         for (const int threads : thread_counts) {
           if (progress) {
             progress(std::string(gemm ? "compute gemm " : "compute gemv ") + dtype + " " +
@@ -169,7 +183,8 @@ void probe_gemv_shapes(const std::vector<GemvShape>& shapes, const ComputeOption
                std::to_string(shape.cols) + " (the model's), " + std::to_string(opt.threads_all) +
                (opt.threads_all == 1 ? " thread" : " threads"));
     }
-    MatmulLoad load(shape.type, shape.rows, shape.cols, 1, opt.threads_all, opt.gemv_pool_bytes);
+    MatmulLoad load(shape.type, shape.rows, shape.cols, 1, opt.threads_all, opt.gemv_pool_bytes,
+                    opt.gemv_pool);
     out.runs.push_back({"gemv", dtype, shape.rows, shape.cols, 1, opt.threads_all,
                         time_load(load, opt.reps, opt.rep_seconds)});
   }

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "strata/base/aligned_buffer.h"
 #include "strata/base/io.h"
 #include "strata/profiles/probes.h"
 
@@ -196,15 +197,6 @@ Slice slice_of(size_t n, int parts, int index) {
   for (size_t i = begin; i < end; ++i) a[i] = b[i] + s * c[i];
 }
 
-struct AlignedFree {
-  void operator()(double* p) const { ::operator delete[](p, std::align_val_t(64)); }
-};
-using Array = std::unique_ptr<double[], AlignedFree>;
-
-Array make_array(size_t n) {
-  return Array(static_cast<double*>(::operator new[](n * sizeof(double), std::align_val_t(64))));
-}
-
 }  // namespace
 
 void probe_memory_capacity(SysTree& sys, Memory& out) {
@@ -254,9 +246,30 @@ void probe_memory_bandwidth(const BandwidthOptions& opt, Memory& out,
   const size_t region = static_cast<size_t>(opt.array_bytes) / sizeof(double) / n_regions;
   const size_t n = region * n_regions;
   out.array_bytes = static_cast<int64_t>(n * sizeof(double));
-  Array a = make_array(n);
-  Array b = make_array(n);
-  Array c = make_array(n);
+  AlignedBuffer own;
+  uint8_t* base = opt.arrays;
+  if (base == nullptr) {
+    // Huge pages where the kernel offers them: first touch of three arrays of several GiB then
+    // faults once per 2 MiB, and the sweeps miss the TLB less, as STREAM's static arrays do
+    // under THP.
+    Result<AlignedBuffer> buf =
+        AlignedBuffer::allocate(3 * static_cast<int64_t>(n * sizeof(double)));
+    if (!buf.ok()) {
+      const std::string why = "memory bandwidth arrays: " + buf.status().message();
+      for (ThreadFigures* f : {&out.read_gb_per_s, &out.copy_gb_per_s, &out.triad_gb_per_s}) {
+        f->threads_1 = unavailable_figure("GB/s", Reason::kUnsupported, why);
+        f->threads_all = unavailable_figure("GB/s", Reason::kUnsupported, why);
+      }
+      return;
+    }
+    own = std::move(buf).value();
+    base = own.data();
+  }
+  // Each array starts at a multiple of array_bytes / regions from the region's start, as the
+  // caller's opt.arrays promised 3 x array_bytes.
+  auto* const a_ptr = reinterpret_cast<double*>(base);
+  auto* const b_ptr = a_ptr + n;
+  auto* const c_ptr = b_ptr + n;
   const std::string arrays = format_bytes(static_cast<double>(out.array_bytes)) +
                              " arrays, each rep sweeping one of " + std::to_string(n_regions) +
                              " regions of " +
@@ -274,9 +287,9 @@ void probe_memory_bandwidth(const BandwidthOptions& opt, Memory& out,
       for (size_t r = 0; r < n_regions; ++r) {
         const Slice s = part(r, t);
         for (size_t i = s.begin; i < s.end; ++i) {
-          a[i] = 1.0;
-          b[i] = 2.0;
-          c[i] = 0.5;
+          a_ptr[i] = 1.0;
+          b_ptr[i] = 2.0;
+          c_ptr[i] = 0.5;
         }
       }
     });
@@ -289,11 +302,11 @@ void probe_memory_bandwidth(const BandwidthOptions& opt, Memory& out,
     };
     const Kernel kernels[] = {
         {"read", 8, &out.read_gb_per_s,
-         [&](const Slice& s) { sink = sink + read_kernel(a.get(), s.begin, s.end); }},
+         [&](const Slice& s) { sink = sink + read_kernel(a_ptr, s.begin, s.end); }},
         {"copy", 16, &out.copy_gb_per_s,
-         [&](const Slice& s) { copy_kernel(c.get(), a.get(), s.begin, s.end); }},
+         [&](const Slice& s) { copy_kernel(c_ptr, a_ptr, s.begin, s.end); }},
         {"triad", 24, &out.triad_gb_per_s,
-         [&](const Slice& s) { triad_kernel(a.get(), b.get(), c.get(), 0.5, s.begin, s.end); }},
+         [&](const Slice& s) { triad_kernel(a_ptr, b_ptr, c_ptr, 0.5, s.begin, s.end); }},
     };
     if (progress) {
       progress(std::string("memory read / copy / triad bandwidth, ") + std::to_string(threads) +
@@ -336,7 +349,36 @@ void probe_memory_bandwidth(const BandwidthOptions& opt, Memory& out,
   }
 }
 
-int64_t bandwidth_array_bytes(const Device& device, const Memory& capacity) {
+Result<ColdRegion> fault_in_cold_region(int64_t bytes, int threads, double max_seconds,
+                                        int64_t min_bytes) {
+  STRATA_CHECK(threads >= 1 && bytes >= min_bytes && min_bytes >= 0);
+  ColdRegion region;
+  STRATA_ASSIGN_OR_RETURN(region.buffer, AlignedBuffer::allocate(bytes));
+  constexpr int64_t kStep = int64_t{2} << 20;
+  const int64_t n_steps = (region.buffer.size() + kStep - 1) / kStep;
+  const int64_t min_steps = (min_bytes + kStep - 1) / kStep;
+  std::atomic<int64_t> next{0};
+  const double t0 = now_s();
+  // Steps are taken in address order and each taken one is finished, so when every thread has
+  // stopped the steps below `next` are all touched.
+  const auto touch = [&] {
+    for (int64_t k = next.fetch_add(1); k < n_steps; k = next.fetch_add(1)) {
+      const int64_t end = std::min(region.buffer.size(), (k + 1) * kStep);
+      for (int64_t at = k * kStep; at < end; at += 4096) region.buffer.data()[at] = 1;
+      if (max_seconds > 0 && k + 1 >= min_steps && now_s() - t0 > max_seconds) return;
+    }
+  };
+  {
+    std::vector<std::jthread> team;
+    for (int t = 1; t < threads; ++t) team.emplace_back(touch);
+    touch();
+  }
+  region.touched_bytes = std::min(region.buffer.size(), std::min(next.load(), n_steps) * kStep);
+  region.fault_s = now_s() - t0;
+  return region;
+}
+
+int64_t bandwidth_array_bytes(const Device& device, const Memory& capacity, bool quick) {
   double llc = 0;
   for (const auto& [key, fig] : device.caches) {
     if (fig.available()) llc = std::max(llc, *fig.value);
@@ -345,9 +387,11 @@ int64_t bandwidth_array_bytes(const Device& device, const Memory& capacity) {
   // a cache can hold more than its size suggests. On the project's 2-core EPYC VM (32 MiB L3
   // reported) one thread read a 128 MiB array at 16.8 GB/s (p90), 512 MiB at 14.3 and 1 GiB
   // at 13.3: part of a 4x-L3 array still came from a cache (a VM's vCPUs may sit on several
-  // L3s of the host, and replacement is not strict LRU).
+  // L3s of the host, and replacement is not strict LRU). --quick settles for 4x and 256 MiB.
+  const double times_llc = quick ? 4 : 16;
+  const int64_t floor_bytes = quick ? int64_t{256} << 20 : int64_t{512} << 20;
   int64_t bytes =
-      std::max<int64_t>(llc > 0 ? static_cast<int64_t>(16 * llc) : 0, int64_t{512} << 20);
+      std::max<int64_t>(llc > 0 ? static_cast<int64_t>(times_llc * llc) : 0, floor_bytes);
   // Three arrays must leave most of the available memory alone.
   if (capacity.available_bytes.available()) {
     const auto cap = static_cast<int64_t>(*capacity.available_bytes.value / 8);

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "strata/base/io.h"
 #include "strata/profiles/compute.h"
 #include "strata/profiles/power.h"
 #include "strata/profiles/roofline.h"
@@ -17,6 +18,8 @@
 namespace strata::profiles {
 namespace {
 
+constexpr double kQuickFaultS = 2.0;  // --quick's deadline for faulting in the cold region
+constexpr int64_t kQuickMinArrayBytes = int64_t{256} << 20;
 constexpr double kPowerHz = 20;  // >= 10 Hz: RAPL updates every ~1 ms, INA3221 every ~10 ms
 
 std::string utc_now() {
@@ -125,9 +128,25 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
     host_device = probe_device(live);
     probe_memory_capacity(live, host_memory);
   }
-  // --quick halves the arrays and the GEMV pool: filling 5 pools of 512 MiB and 3 arrays took
-  // about 3 s of its 10 s on the project's VM; 256 MiB is still 8x a 32 MiB L3.
-  const int64_t cold_bytes = bandwidth_array_bytes(host_device, host_memory) / (opt.quick ? 2 : 1);
+  // One cold region for the GEMV pools and the bandwidth arrays, faulted in before any timing.
+  // --quick gives the fault-in a deadline: a VM that backs fresh memory at 0.4 GB/s would
+  // spend over 10 s on three arrays of 4x a 480 MiB L3.
+  const int64_t want_bytes = bandwidth_array_bytes(host_device, host_memory, opt.quick);
+  step("memory: faulting in " + format_bytes(3.0 * static_cast<double>(want_bytes)) +
+       " for the GEMV pools and bandwidth arrays");
+  STRATA_ASSIGN_OR_RETURN(
+      ColdRegion cold,
+      fault_in_cold_region(3 * want_bytes, threads_all, opt.quick ? kQuickFaultS : 0,
+                           3 * std::min(want_bytes, kQuickMinArrayBytes)));
+  const int64_t cold_bytes = std::min(want_bytes, cold.touched_bytes / 3);
+  if (cold_bytes < want_bytes) {
+    p.notes.push_back("--quick: the bandwidth arrays and GEMV pools are " +
+                      format_bytes(static_cast<double>(cold_bytes)) + " each, not " +
+                      format_bytes(static_cast<double>(want_bytes)) + ": this host faulted in " +
+                      format_bytes(static_cast<double>(cold.touched_bytes)) +
+                      " of fresh memory in " + std::to_string(cold.fault_s).substr(0, 4) +
+                      " s; the full profile waits for all of it");
+  }
 
   PowerMeter meter(sys, system_clock());
   std::optional<PowerWindow> idle;
@@ -140,6 +159,7 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
     ComputeOptions co;
     co.threads_all = threads_all;
     co.gemv_pool_bytes = cold_bytes;
+    co.gemv_pool = cold.buffer.data();
     if (opt.quick) {
       // Half a 2048-wide layer keeps ten GEMM runs inside the quick budget on two cores.
       co.gemm_shapes = {{1024, 2048}};
@@ -174,6 +194,7 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
   BandwidthOptions bo;
   bo.threads_all = threads_all;
   bo.array_bytes = cold_bytes;
+  bo.arrays = cold.buffer.data();
   bo.reps = opt.quick ? 11 : 41;
   probe_memory_bandwidth(bo, p.memory, progress);
 

@@ -59,11 +59,59 @@ TEST(MemoryBandwidth, ArraysAreSixteenTimesTheLastLevelCacheAndAtLeast512MiB) {
   d.caches["l3_bytes"] = read_figure(32 << 20, "bytes", "x");
   Memory cap;
   cap.available_bytes = read_figure(16.0 * (1 << 30), "bytes", "x");
-  EXPECT_EQ(bandwidth_array_bytes(d, cap), int64_t{512} << 20);
+  EXPECT_EQ(bandwidth_array_bytes(d, cap, false), int64_t{512} << 20);
   d.caches["l3_bytes"] = read_figure(64 << 20, "bytes", "x");
-  EXPECT_EQ(bandwidth_array_bytes(d, cap), int64_t{1} << 30);
+  EXPECT_EQ(bandwidth_array_bytes(d, cap, false), int64_t{1} << 30);
   cap.available_bytes = read_figure(2.0 * (1 << 30), "bytes", "x");  // a small board
-  EXPECT_EQ(bandwidth_array_bytes(d, cap), int64_t{256} << 20);
+  EXPECT_EQ(bandwidth_array_bytes(d, cap, false), int64_t{256} << 20);
+}
+
+// Regression: --quick halved the full size, which on a host with a 480 MiB L3 (and 23 GiB
+// available) gave arrays of 1.45 GiB, 3x the cache, under the 4x the profile promises.
+TEST(MemoryBandwidth, QuickArraysAreStillFourTimesTheLastLevelCache) {
+  Device d;
+  d.caches["l3_bytes"] = read_figure(480.0 * (1 << 20), "bytes", "x");
+  Memory cap;
+  cap.available_bytes = read_figure(23.2 * (1 << 30), "bytes", "x");
+  EXPECT_EQ(bandwidth_array_bytes(d, cap, true), int64_t{4} * (480 << 20));
+  EXPECT_EQ(bandwidth_array_bytes(d, cap, false), static_cast<int64_t>(23.2 * (1 << 30) / 8));
+  d.caches["l3_bytes"] = read_figure(32 << 20, "bytes", "x");
+  EXPECT_EQ(bandwidth_array_bytes(d, cap, true), int64_t{256} << 20);
+}
+
+TEST(ColdRegion, FaultsInEverythingWithoutADeadline) {
+  const Result<ColdRegion> r = fault_in_cold_region(int64_t{9} << 20, 2, 0, 0);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->touched_bytes, int64_t{9} << 20);
+  EXPECT_EQ(r->buffer.size(), int64_t{9} << 20);
+}
+
+TEST(ColdRegion, StopsAtTheDeadlineButNotBelowTheMinimum) {
+  // A deadline already passed: every thread stops after its first 2 MiB step past the minimum.
+  const Result<ColdRegion> r = fault_in_cold_region(int64_t{64} << 20, 2, 1e-12, int64_t{5} << 20);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_GE(r->touched_bytes, int64_t{6} << 20);   // the minimum rounded up to whole steps
+  EXPECT_LE(r->touched_bytes, int64_t{10} << 20);  // and one more step per thread at most
+  EXPECT_EQ(r->touched_bytes % (int64_t{2} << 20), 0);
+}
+
+TEST(MemoryBandwidth, ArraysLentByTheCallerAreUsed) {
+  const Result<ColdRegion> cold = fault_in_cold_region(3 * (int64_t{8} << 20), 2, 0, 0);
+  ASSERT_TRUE(cold.ok());
+  BandwidthOptions opt;
+  opt.array_bytes = int64_t{8} << 20;
+  opt.reps = 3;
+  opt.threads_all = 2;
+  opt.arrays = cold->buffer.data();
+  Memory m;
+  probe_memory_bandwidth(opt, m, nullptr);
+  EXPECT_TRUE(m.triad_gb_per_s.threads_all.available());
+  // The probe's own first touch wrote a = 1, b = 2, c = 0.5 into the lent pages, and its
+  // triad (a = b + 0.5 c) swept region 4 of a (of 8 regions of 131072 doubles) in the warm-up
+  // round, before any copy changed c there.
+  const auto* a = reinterpret_cast<const double*>(cold->buffer.data());
+  EXPECT_EQ(a[0], 1.0);
+  EXPECT_EQ(a[4 * 131072 + 7], 2.25);
 }
 
 TEST(MemoryBandwidth, EveryFigureIsMeasuredWithStats) {

@@ -25,6 +25,10 @@ struct ComputeOptions {
   // last-level cache) so that every call reads them from memory, as decode does; 0 keeps one
   // copy, which a cache can hold. GEMM reuses each weight for every token and keeps one copy.
   int64_t gemv_pool_bytes = 0;
+  // Where the pool lives: null allocates it for each shape and type; else gemv_pool_bytes at
+  // this address, owned by the caller and already faulted in (the profiler's cold region, the
+  // same pages the bandwidth probe sweeps), which the GEMV runs overwrite.
+  uint8_t* gemv_pool = nullptr;
   int reps = 5;               // GEMV: timed repetitions after a warm-up, each >= rep_seconds
   int gemm_reps = 5;          // GEMM: the same (one GEMM call alone can last 50 ms)
   double rep_seconds = 0.02;  // calls are batched until one repetition lasts this long
@@ -59,8 +63,10 @@ void probe_gemv_shapes(const std::vector<GemvShape>& shapes, const ComputeOption
 // read once per token). Not thread-safe.
 class MatmulLoad {
  public:
+  // `pool_memory`: when not null, the copies are written there (pool_bytes at that address,
+  // the caller's, outliving this object) instead of into memory of the load's own.
   MatmulLoad(model::DType type, int64_t rows, int64_t cols, int64_t n_tokens, int threads,
-             int64_t pool_bytes = 0);
+             int64_t pool_bytes = 0, uint8_t* pool_memory = nullptr);
   ~MatmulLoad();
   MatmulLoad(const MatmulLoad&) = delete;
   MatmulLoad& operator=(const MatmulLoad&) = delete;

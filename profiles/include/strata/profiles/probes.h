@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "strata/base/aligned_buffer.h"
 #include "strata/base/status.h"
 #include "strata/profiles/profile.h"
 #include "strata/profiles/sysfs.h"
@@ -43,6 +44,9 @@ struct BandwidthOptions {
   int regions = 8;                  // each repetition sweeps one region of array_bytes / regions
   int reps = 7;                     // timed repetitions of each loop after one warm-up round
   int threads_all = 1;
+  // Null: the probe allocates its arrays. Else 3 x array_bytes at this address, the caller's,
+  // already faulted in (the profiler's cold region).
+  uint8_t* arrays = nullptr;
 };
 
 // read / copy / triad GB/s (10^9 B/s; read counts 8 B, copy 16 B, triad 24 B per element,
@@ -51,10 +55,27 @@ struct BandwidthOptions {
 // (measured_rate_figure). Allocates 3 x array_bytes.
 void probe_memory_bandwidth(const BandwidthOptions& opt, Memory& out, const Progress& progress);
 
+// Memory the cold probes share: the GEMV weight pool and then the three bandwidth arrays
+// use the same pages, so that a host which backs fresh guest memory slowly (a VM's balloon
+// hands freed pages back; touching them again ran at 0.4-0.8 GB/s on the project's VM, against
+// 8 GB/s for pages already backed) pays for them once.
+struct ColdRegion {
+  AlignedBuffer buffer;
+  int64_t touched_bytes = 0;  // the faulted-in prefix of buffer
+  double fault_s = 0;         // seconds the fault-in took
+};
+
+// Allocates `bytes` (huge pages where offered) and faults them in with `threads` threads,
+// 2 MiB at a time in address order, until all are touched or `max_seconds` have passed
+// (<= 0: no limit); never stops below `min_bytes`. kResourceExhausted when the memory is
+// refused.
+Result<ColdRegion> fault_in_cold_region(int64_t bytes, int threads, double max_seconds,
+                                        int64_t min_bytes);
+
 // The array size for probe_memory_bandwidth (and the compute probe's GEMV weight pool): 16x
-// the largest cache in `device` and at least 512 MiB, no more than an eighth of the available
-// memory.
-int64_t bandwidth_array_bytes(const Device& device, const Memory& capacity);
+// the largest cache in `device` and at least 512 MiB (`quick`: 4x and 256 MiB), no more than
+// an eighth of the available memory.
+int64_t bandwidth_array_bytes(const Device& device, const Memory& capacity, bool quick);
 
 // ---- storage (storage.cpp) ----
 
