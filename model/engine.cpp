@@ -294,6 +294,29 @@ Status Engine::forward(std::span<const TokenSlot> tokens, float* hidden) {
   return {};
 }
 
+void attend(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+            int64_t n_pos, float scale, float* scores, float* out) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n_pos; ++j) {
+    const float s = dot_f32(q, k + j * kv_stride, head_dim) * scale;
+    scores[j] = s;
+    mx = std::max(mx, s);
+  }
+  double sum = 0.0;
+  for (int64_t j = 0; j < n_pos; ++j) {
+    const float e = std::exp(scores[j] - mx);
+    scores[j] = e;
+    sum += e;
+  }
+  const auto inv = static_cast<float>(1.0 / sum);
+  std::fill(out, out + head_dim, 0.0f);
+  for (int64_t j = 0; j < n_pos; ++j) {
+    const float p = scores[j] * inv;
+    const float* vj = v + j * kv_stride;
+    for (int64_t d = 0; d < head_dim; ++d) out[d] += p * vj[d];
+  }
+}
+
 void Engine::attention(std::span<const TokenSlot> tokens, int64_t ll) {
   const ModelConfig& c = config();
   const auto n = static_cast<int64_t>(tokens.size());
@@ -319,29 +342,9 @@ void Engine::attention(std::span<const TokenSlot> tokens, int64_t ll) {
       const int64_t h = item % c.n_heads;
       const int64_t kvh = h / group;
       const int32_t pos = tokens[static_cast<size_t>(t)].pos;
-      const float* q = q_.data() + t * dim + h * hd;
-      const float* kbase = kc[static_cast<size_t>(t)] + kvh * hd;
-      const float* vbase = vc[static_cast<size_t>(t)] + kvh * hd;
-      float mx = -INFINITY;
-      for (int32_t j = 0; j <= pos; ++j) {
-        const float s = dot_f32(q, kbase + static_cast<int64_t>(j) * kv_dim, hd) * scale;
-        scores[static_cast<size_t>(j)] = s;
-        mx = std::max(mx, s);
-      }
-      double sum = 0.0;
-      for (int32_t j = 0; j <= pos; ++j) {
-        const float e = std::exp(scores[static_cast<size_t>(j)] - mx);
-        scores[static_cast<size_t>(j)] = e;
-        sum += e;
-      }
-      const auto inv = static_cast<float>(1.0 / sum);
-      float* out = attn_.data() + t * dim + h * hd;
-      std::fill(out, out + hd, 0.0f);
-      for (int32_t j = 0; j <= pos; ++j) {
-        const float p = scores[static_cast<size_t>(j)] * inv;
-        const float* v = vbase + static_cast<int64_t>(j) * kv_dim;
-        for (int64_t d = 0; d < hd; ++d) out[d] += p * v[d];
-      }
+      attend(q_.data() + t * dim + h * hd, kc[static_cast<size_t>(t)] + kvh * hd,
+             vc[static_cast<size_t>(t)] + kvh * hd, kv_dim, hd, int64_t{pos} + 1, scale,
+             scores.data(), attn_.data() + t * dim + h * hd);
     }
   });
 }

@@ -206,13 +206,22 @@ int64_t resolved_micro_batch(const PlanSettings& settings, int n_devices) {
 double unit_step_s(const LayerUnit& u, const DeviceCaps& device, int64_t n_tokens,
                    double ctx_positions, double kv_rows) {
   const double n = static_cast<double>(n_tokens);
-  const double flops = n * u.flops_per_token + u.attn_flops_per_token_per_ctx * ctx_positions;
+  const double matmul_flops = n * u.flops_per_token;
+  const double attn_flops = u.attn_flops_per_token_per_ctx * ctx_positions;
   const double weight_bytes = std::min(static_cast<double>(u.weight_bytes),
                                        n * static_cast<double>(u.weight_bytes_read_per_token));
   const double read_bytes = weight_bytes + static_cast<double>(u.kv_bytes_per_token) * kv_rows;
-  const auto& rates = n_tokens <= kGemvMaxTokens ? device.gemv_gflops : device.gemm_gflops;
-  return std::max(compute_time_s(flop_shares(u), flops, rates),
-                  read_bytes / (device.mem_read_gb_per_s * 1e9));
+  const bool decode = n_tokens <= kGemvMaxTokens;
+  const auto& rates = decode ? device.gemv_gflops : device.gemm_gflops;
+  const auto shares = flop_shares(u);
+  // Decode attention reads a KV cache that the step's weights pushed out of every cache: the
+  // profile's attention rate is measured that way. A prompt chunk attends to rows it just
+  // wrote, at about the GEMM rate.
+  const double compute_s = decode && device.attention_gflops > 0
+                               ? compute_time_s(shares, matmul_flops, rates) +
+                                     attn_flops / (device.attention_gflops * 1e9)
+                               : compute_time_s(shares, matmul_flops + attn_flops, rates);
+  return std::max(compute_s, read_bytes / (device.mem_read_gb_per_s * 1e9));
 }
 
 double CostModel::decode_position() const {

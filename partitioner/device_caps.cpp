@@ -108,6 +108,11 @@ Result<DeviceCaps> device_caps_from_profile(std::string_view json_text, const st
 
   d.gemv_gflops = per_type(root, "gemv_gflops");
   d.gemm_gflops = per_type(root, "gemm_gflops");
+  std::string why_attention;
+  if (const auto a = figure(root, "compute.attention_gflops.threads_all", &why_attention);
+      a && *a > 0) {
+    d.attention_gflops = *a;
+  }
 
   // Streaming reads whole layers in large chunks; the 4 MiB figure is the closest the
   // profile has to that, else its largest chunk.

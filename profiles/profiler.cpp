@@ -173,6 +173,7 @@ Result<Profile> run_profile(const ProfileOptions& opt, const Progress& progress)
       co.rep_seconds = 0.006;
     }
     probe_compute(co, p.compute, progress);
+    probe_attention(co, p.compute, progress);
     if (!opt.model_path.empty()) {
       // The model's own matrix shapes (those probe_compute did not already time), so that
       // the decode prediction times each matrix at the rate of its shape.

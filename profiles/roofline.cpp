@@ -46,6 +46,13 @@ const Figure* gemv_run(const Compute& c, const MatrixCost& m) {
   return nullptr;
 }
 
+// The rate attention runs at: the engine's own (compute.attention_gflops), else, for a profile
+// without it, the GEMV rate of the unit's weight type.
+const Figure* attention_rate(const Compute& c, const std::string& type) {
+  if (usable(&c.attention_gflops.threads_all)) return &c.attention_gflops.threads_all;
+  return threads_all(c.gemv_gflops, type);
+}
+
 }  // namespace
 
 Prediction predict(const Profile& profile, const std::string& model_name, const std::string& dtype,
@@ -86,11 +93,13 @@ Prediction predict(const Profile& profile, const std::string& model_name, const 
           if (!usable(rate)) return missing("tok/s", rate, m.type + " gemv threads_all figure");
           gemv_s += 2.0 * static_cast<double>(m.rows * m.cols) / (*rate->value * 1e9);
         }
-        const Figure* attn = threads_all(profile.compute.gemv_gflops, u.matrices[0].type);
-        if (!usable(attn)) {
-          return missing("tok/s", attn, u.matrices[0].type + " gemv threads_all figure");
+        if (u.attn_flops_per_token_per_ctx > 0) {
+          const Figure* attn = attention_rate(profile.compute, u.matrices[0].type);
+          if (!usable(attn)) {
+            return missing("tok/s", attn, u.matrices[0].type + " gemv threads_all figure");
+          }
+          gemv_s += u.attn_flops_per_token_per_ctx * ctx / (*attn->value * 1e9);
         }
-        gemv_s += u.attn_flops_per_token_per_ctx * ctx / (*attn->value * 1e9);
       } else {
         double elements = 0;
         for (const auto& [type, b] : u.weight_bytes_by_type) {
@@ -126,8 +135,12 @@ Prediction predict(const Profile& profile, const std::string& model_name, const 
             (usable(main_gemv) ? " (" + dtype + " gemv " + fmt(*main_gemv->value) + " GFLOP/s)"
                                : "") +
             ", " + fmt(p.weight_bytes_per_token) + " weight B + " + fmt(kv_bytes) + " KV B; " +
-            std::to_string(shaped) + " matrices at the GEMV rate of their own shape; " +
-            fmt(compute_s * 1e3) + " ms GEMV-bound + " + fmt(memory_s * 1e3) +
+            std::to_string(shaped) +
+            " matrices at the GEMV rate of their own shape; attention at " +
+            (usable(&profile.compute.attention_gflops.threads_all)
+                 ? fmt(*profile.compute.attention_gflops.threads_all.value) + " GFLOP/s (measured)"
+                 : std::string("the GEMV rate")) +
+            "; " + fmt(compute_s * 1e3) + " ms GEMV-bound + " + fmt(memory_s * 1e3) +
             " ms bandwidth-bound per token");
   };
   p.decode_tok_per_s = decode();

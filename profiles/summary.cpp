@@ -71,6 +71,11 @@ std::string profile_summary(const Profile& p) {
     }
     o << "\n";
   }
+  const ThreadFigures& attn = p.compute.attention_gflops;
+  if (attn.threads_1.available() || attn.threads_all.available()) {
+    o << "         attention (f32 KV, 256 positions) " << fig(attn.threads_1) << " / "
+      << fig(attn.threads_all) << "\n";
+  }
 
   const Memory& m = p.memory;
   o << "memory   total " << fig(m.total_bytes) << ", available " << fig(m.available_bytes);

@@ -177,6 +177,35 @@ std::vector<float> tie_values(int64_t k, uint32_t seed) {
 
 // With W the identity (one-hot rows, scale 1), y is exactly the activation as the kernel
 // converted it, so this compares each ISA's conversion with types.h bit for bit.
+TEST(Kernels, AttendIsSoftmaxAttentionOverTheCachedPositions) {
+  const int64_t hd = 64, stride = 3 * 64, n_pos = 37;  // a head's slice in a wider KV row
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> q(hd), k(n_pos * stride), v(n_pos * stride), scores(n_pos), out(hd);
+  for (float& x : q) x = dist(rng);
+  for (float& x : k) x = dist(rng);
+  for (float& x : v) x = dist(rng);
+  const float scale = 0.125f;
+  attend(q.data(), k.data(), v.data(), stride, hd, n_pos, scale, scores.data(), out.data());
+  std::vector<double> p(n_pos);
+  double mx = -INFINITY, sum = 0;
+  for (int64_t j = 0; j < n_pos; ++j) {
+    double dot = 0;
+    for (int64_t d = 0; d < hd; ++d) dot += double{q[d]} * k[j * stride + d];
+    p[j] = dot * scale;
+    mx = std::max(mx, p[j]);
+  }
+  for (double& x : p) sum += (x = std::exp(x - mx));
+  for (int64_t d = 0; d < hd; ++d) {
+    double want = 0;
+    for (int64_t j = 0; j < n_pos; ++j) want += p[j] / sum * v[j * stride + d];
+    EXPECT_NEAR(out[d], want, 1e-5) << d;
+  }
+  // One position: its value row, exactly.
+  attend(q.data(), k.data(), v.data(), stride, hd, 1, scale, scores.data(), out.data());
+  for (int64_t d = 0; d < hd; ++d) EXPECT_EQ(out[d], v[d]);
+}
+
 TEST(Kernels, ActivationConversionIsBitExact) {
   std::vector<const IsaOps*> variants = simd_variants();
   variants.push_back(kernels::scalar_ops());

@@ -95,6 +95,25 @@ TEST(CostModel, StageTimesAreRooflinesSummedOverUnits) {
   EXPECT_EQ(a_on_y.short_bytes, 1'000'000'000 + 40'000 - 1'000'000'000);
 }
 
+TEST(CostModel, DecodeAttentionAtTheMeasuredRatePrefillAtTheGemmRate) {
+  LayerUnit u;
+  u.flops_per_token = 1e9;
+  u.attn_flops_per_token_per_ctx = 1e6;
+  u.weight_bytes = 1000;
+  u.weight_bytes_by_type["q4_0"] = 1000;
+  u.weight_bytes_read_per_token = 1000;
+  DeviceCaps d;
+  d.mem_read_gb_per_s = 10;
+  d.gemv_gflops["q4_0"] = 10;
+  d.gemm_gflops["q4_0"] = 100;
+  // Without an attention figure: attention at the GEMV rate.
+  EXPECT_DOUBLE_EQ(unit_step_s(u, d, 1, 100, 100), (1e9 + 1e8) / 10e9);
+  d.attention_gflops = 2;
+  EXPECT_DOUBLE_EQ(unit_step_s(u, d, 1, 100, 100), 1e9 / 10e9 + 1e8 / 2e9);
+  // A 16-token prompt chunk (GEMM rates) ignores it.
+  EXPECT_DOUBLE_EQ(unit_step_s(u, d, 16, 120, 16), (16e9 + 1.2e8) / 100e9);
+}
+
 TEST(CostModel, PlanObjectivesByHand) {
   const CostModel m = Tiny().build();
   auto o = m.evaluate({{0, 0, 1}, {1, 1, 2}});

@@ -126,6 +126,19 @@ TEST(DeviceCaps, StorageUsesTheFourMibChunkElseTheLargest) {
   EXPECT_EQ(none->storage_read_mb_per_s, 0.0);
 }
 
+TEST(DeviceCaps, AttentionRateWhenTheProfileMeasuredIt) {
+  Json j = pi5();
+  auto without = caps(j);
+  ASSERT_TRUE(without.ok());
+  EXPECT_EQ(without->attention_gflops, 0.0);
+  j["compute"]["attention_gflops"]["threads_all"] =
+      j["compute"]["gemv_gflops"]["q4_0"]["threads_all"];
+  j["compute"]["attention_gflops"]["threads_all"]["value"] = 3.5;
+  auto with = caps(j);
+  ASSERT_TRUE(with.ok());
+  EXPECT_EQ(with->attention_gflops, 3.5);
+}
+
 TEST(DeviceCaps, MalformedProfiles) {
   auto text = device_caps_from_profile("{\"name\": ", "broken.json", "", 0);
   ASSERT_FALSE(text.ok());

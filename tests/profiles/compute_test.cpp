@@ -17,6 +17,25 @@ ComputeOptions tiny(int threads_all) {
   return o;
 }
 
+TEST(Compute, AttentionIsTheEnginesWithOneAndAllThreadsOnAColdCache) {
+  Compute c;
+  int steps = 0;
+  ComputeOptions o = tiny(2);
+  o.gemv_pool_bytes = 8 << 20;  // 8 layers of 1 MiB of keys and values
+  probe_attention(o, c, [&](const std::string&) { ++steps; });
+  EXPECT_EQ(steps, 2);
+  for (const Figure* f : {&c.attention_gflops.threads_1, &c.attention_gflops.threads_all}) {
+    ASSERT_TRUE(f->available());
+    EXPECT_GT(*f->value, 0);
+    EXPECT_EQ(f->unit, "GFLOP/s");
+    EXPECT_EQ(f->provenance, Provenance::kMeasured);
+    EXPECT_EQ(f->stats->n, 5);
+    EXPECT_NE(f->source.find("strata::model::attend"), std::string::npos) << f->source;
+    EXPECT_NE(f->source.find("cycled through 8 layers"), std::string::npos) << f->source;
+  }
+  EXPECT_NE(c.attention_gflops.threads_all.source.find("2 threads"), std::string::npos);
+}
+
 TEST(Compute, EveryTypeOpAndThreadCountIsMeasuredWithTheEnginesKernels) {
   Compute c;
   int steps = 0;

@@ -103,6 +103,26 @@ TEST(Predict, TimesEachMatrixAtTheRateOfItsShape) {
       << pr.decode_tok_per_s.source;
 }
 
+TEST(Predict, AttentionRunsAtTheEnginesMeasuredRate) {
+  Profile p = measured_profile();  // q4_0 gemv 30 GFLOP/s
+  UnitCost u;
+  u.matrices = {{"q4_0", 1024, 1024}};
+  u.weight_bytes_by_type["q4_0"] = 1024.0 * 1024 * 18 / 32;
+  u.weight_bytes_read_per_token = u.weight_bytes_by_type["q4_0"];
+  u.flops_per_token = 2.0 * 1024 * 1024;
+  u.attn_flops_per_token_per_ctx = 1e5;
+  const Prediction without = predict(p, "tiny", "q4_0", {u}, 10);
+  ASSERT_TRUE(without.decode_tok_per_s.available());
+  EXPECT_NEAR(*without.decode_tok_per_s.value, 1 / (2.0 * 1024 * 1024 / 30e9 + 1e6 / 30e9), 1e-6);
+  p.compute.attention_gflops.threads_all = read_figure(2.0, "GFLOP/s", "attend");
+  const Prediction with = predict(p, "tiny", "q4_0", {u}, 10);
+  ASSERT_TRUE(with.decode_tok_per_s.available());
+  EXPECT_NEAR(*with.decode_tok_per_s.value, 1 / (2.0 * 1024 * 1024 / 30e9 + 1e6 / 2e9), 1e-6);
+  EXPECT_NE(with.decode_tok_per_s.source.find("attention at 2 GFLOP/s (measured)"),
+            std::string::npos)
+      << with.decode_tok_per_s.source;
+}
+
 TEST(Predict, FallsBackToTriadWithoutRead) {
   Profile p = measured_profile();
   p.memory.read_gb_per_s.threads_all = unavailable_figure("GB/s", Reason::kUnsupported, "x");

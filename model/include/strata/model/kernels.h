@@ -87,4 +87,13 @@ void matmul_scalar(const WeightView& w, const float* x, int64_t n_tokens, float*
 // One row of W (row index `row`) dequantized into `out` (w.cols floats): embedding lookup.
 void get_row(const WeightView& w, int64_t row, float* out);
 
+// Causal attention of one query head over cached positions [0, n_pos): out = softmax(q . K /
+// ... * scale) . V. `k` and `v` point at the head's slice of position 0, consecutive positions
+// `kv_stride` floats apart; `scores` is scratch for n_pos floats; `out` gets head_dim floats.
+// 4 * head_dim FLOPs per position (q . k and p * v, 2 per multiply-add), as the cost model
+// counts attention. The engine runs it for every (token, head); the profiler times it.
+// Scalar (same bits on every ISA); pure apart from scores and out.
+void attend(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+            int64_t n_pos, float scale, float* scores, float* out);
+
 }  // namespace strata::model

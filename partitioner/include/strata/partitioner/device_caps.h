@@ -28,6 +28,10 @@ struct DeviceCaps {
   // compute.{gemv,gemm}_gflops.<dtype>.threads_all for each dtype the profile has.
   std::map<std::string, double> gemv_gflops;
   std::map<std::string, double> gemm_gflops;
+  // compute.attention_gflops.threads_all: the engine's decode attention on a KV cache read from
+  // memory; 0 when the profile has none (older profiles, reference boards): decode attention
+  // then runs at the GEMV rate of the unit's weight types.
+  double attention_gflops = 0;
   // storage.seq_read_mb_per_s at the streaming chunk (4194304 when present, else the largest
   // chunk given); 0 when the profile has none (the device cannot stream weights).
   double storage_read_mb_per_s = 0;

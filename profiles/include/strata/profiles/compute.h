@@ -43,6 +43,10 @@ struct ComputeOptions {
 // and type at a time. Never fails.
 void probe_compute(const ComputeOptions& opt, Compute& out, const Progress& progress);
 
+// Fills out.attention_gflops (1 thread and all threads): the engine's attention for one
+// decode token, timed as the GEMVs are (opt.reps, opt.rep_seconds). Never fails.
+void probe_attention(const ComputeOptions& opt, Compute& out, const Progress& progress);
+
 struct GemvShape {
   model::DType type = model::DType::kF32;
   int64_t rows = 0;

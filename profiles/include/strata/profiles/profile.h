@@ -214,6 +214,10 @@ struct ComputeRun {
 struct Compute {
   std::map<std::string, ThreadFigures> gemv_gflops;  // by dtype
   std::map<std::string, ThreadFigures> gemm_gflops;  // by dtype
+  // The engine's attention (model::attend, f32 KV cache) for one decode token over 256
+  // cached positions, 32 query heads on 8 KV heads of 64 dims, 4 * head_dim FLOPs per head
+  // and position as the cost model counts them.
+  ThreadFigures attention_gflops;
   int64_t threads_all = 0;
   std::string kernel_isa;        // the engine's kernel ISA that ran ("avx2", "neon", ...)
   std::vector<ComputeRun> runs;  // every shape measured (the planner figures use the first)
@@ -224,6 +228,7 @@ struct Compute {
   static void fields(Self& s, F&& f) {
     f("gemv_gflops", s.gemv_gflops);
     f("gemm_gflops", s.gemm_gflops);
+    f("attention_gflops", s.attention_gflops);
     f("threads_all", s.threads_all);
     f("kernel_isa", s.kernel_isa);
     f("runs", s.runs);

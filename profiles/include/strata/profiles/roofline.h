@@ -13,8 +13,11 @@
 // rate. Where a unit lists its matrices (predict_for_model does), its GEMV term is instead
 // the sum over them of 2 * rows * cols / the all-thread GEMV rate measured on that very shape
 // (compute.runs; `strata profile --model` times the model's shapes), falling back to
-// gemv[type], plus the attention FLOPs at gemv[type]: GEMV rates differ by shape (per-call
-// dispatch, rows per thread), and decode multiplies by the model's shapes, not 2048x2048.
+// gemv[type], plus the attention FLOPs at the engine's measured attention rate
+// (compute.attention_gflops; gemv[type] for a profile without it): GEMV rates differ by shape
+// (per-call dispatch, rows per thread), and decode multiplies by the model's shapes, not
+// 2048x2048; the engine's attention (softmax and f32 dot products) runs several times slower
+// per FLOP than a quantized GEMV, 8% of a 1.1B decode step at 160 positions.
 // Prefill tok/s = gemm[main type] GFLOP/s / FLOPs per token.
 #pragma once
 
@@ -39,8 +42,8 @@ struct MatrixCost {
 struct UnitCost {
   // The unit's matrices, when known: then its GEMV term is the sum over them of
   // 2 * rows * cols / the all-thread GEMV run of that type and shape in compute.runs (else the
-  // type's gemv_gflops figure), plus the attention FLOPs at the rate of the unit's first
-  // matrix type; share_u is not used.
+  // type's gemv_gflops figure), plus the attention FLOPs at compute.attention_gflops (else
+  // the GEMV rate of the unit's first matrix type); share_u is not used.
   std::vector<MatrixCost> matrices;
   std::map<std::string, double> weight_bytes_by_type;  // "q4_0" -> bytes the unit holds
   double weight_bytes_read_per_token = 0;              // an embedding reads one row
