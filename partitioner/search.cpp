@@ -100,6 +100,7 @@ class Search {
         options_(options),
         bounds_(bounds),
         completions_(completions),
+        period_floor_(model),
         use_energy_(model.energy_in_dominance()) {
     const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
     threads_ = options.threads > 0 ? options.threads : static_cast<int>(hw);
@@ -128,6 +129,7 @@ class Search {
   const SearchOptions& options_;
   const Bounds& bounds_;
   const internal::Completions& completions_;
+  const internal::PeriodFloor period_floor_;
   const bool use_energy_;
   int threads_ = 1;
   internal::DominanceIndex incumbents_;
@@ -205,7 +207,7 @@ bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle
       const Part& part = i == n_parts ? w.floor_part : w.parts[i];
       Objectives lb;
       lb.latency_s = (p.latency_s + part.best.latency_s) * internal::kShrink;
-      lb.period_s = m_.period_s(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
+      lb.period_s = period_floor_(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
       lb.energy_j = use_energy_ ? ((p.energy_dyn_j + part.best.energy_dyn_j) / micro_batch +
                                    part.idle_watts * lb.period_s) *
                                       internal::kShrink

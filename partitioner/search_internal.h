@@ -1,6 +1,7 @@
 // Internals of the Pareto search shared by search.cpp, search_bounds.cpp and pareto.cpp.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +15,42 @@ namespace strata::partitioner::internal {
 // Every lower bound is shrunk by this relative factor, so that float rounding never lifts one
 // above the value a real completion reaches.
 constexpr double kShrink = 1.0 - 1e-9;
+
+// A lower bound of CostModel::period_s for the search's bounds, which ask for it hundreds of
+// millions of times. The mean value analysis there divides once per group; carrying the
+// station's response time as a fraction P / Q needs one division in all (for G groups,
+// P' = s D + s n (P - s Q) + n s^2 Q / 2 and Q' = D with D = P + z Q). The different rounding
+// is covered by a relative 1e-12 taken off; when the one-step cap binds, the value is
+// computed as period_s computes it. Beyond kMaxGroups (P and Q grow like s^G) or with no
+// bottleneck it asks period_s itself.
+class PeriodFloor {
+ public:
+  static constexpr int64_t kMaxGroups = 16;
+  explicit PeriodFloor(const CostModel& m)
+      : m_(m), micro_batch_(static_cast<double>(m.micro_batch())), groups_(m.n_groups()) {}
+  double operator()(double latency_s, double bottleneck_s) const {
+    const double s = bottleneck_s;
+    const double l = std::max(latency_s, s);
+    if (groups_ == 1) return l / micro_batch_;
+    if (groups_ > kMaxGroups || !(s > 0)) return m_.period_s(latency_s, bottleneck_s);
+    const double z = l - s;
+    double p = s, q = 1;  // one group alone waits for nobody: r = s
+    for (int64_t n = 1; n < groups_; ++n) {
+      const double dn = static_cast<double>(n);
+      const double d = p + z * q;
+      p = s * d + s * dn * (p - s * q) + dn * s * s * q * 0.5;
+      q = d;
+    }
+    const double cycle_s = p + z * q;  // G / throughput, times q
+    if (cycle_s < static_cast<double>(groups_) * q * s) return 1.0 / ((1.0 / s) * micro_batch_);
+    return cycle_s / (static_cast<double>(groups_) * q * micro_batch_) * (1.0 - 1e-12);
+  }
+
+ private:
+  const CostModel& m_;
+  double micro_batch_;
+  int64_t groups_;
+};
 
 // Indices of the non-dominated entries of `objs` (one per distinct vector), sorted by
 // latency, then period, energy (when `use_energy`), memory pressure.
@@ -113,6 +150,7 @@ class Bounds {
                   uint32_t free) const;
 
   const CostModel& m_;
+  PeriodFloor period_floor_;
   int n_ = 0;
   bool enabled_ = false;
   uint32_t stream_mask_ = 0;  // devices that may stream weights (then memory is no bound)
