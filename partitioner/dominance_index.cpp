@@ -93,8 +93,8 @@ size_t Skyline3::rank(double m) const {
   return static_cast<size_t>(std::upper_bound(ms_.begin(), ms_.end(), m) - ms_.begin());
 }
 
-bool Skyline3::covered(double b, double e, double m) const {
-  for (size_t i = rank(m); i > 0; i &= i - 1) {
+bool Skyline3::covered_at(size_t rank, double b, double e) const {
+  for (size_t i = rank; i > 0; i &= i - 1) {
     const auto& stair = nodes_[i];
     // The last step with b' <= b has the least e' of all such steps.
     auto it =
@@ -108,6 +108,11 @@ bool Skyline3::covered(double b, double e, double m) const {
 void Skyline3::insert(double b, double e, double m) {
   const size_t r = rank(m);
   STRATA_CHECK(r > 0 && ms_[r - 1] == m);
+  insert_at(r, b, e);
+}
+
+void Skyline3::insert_at(size_t r, double b, double e) {
+  STRATA_CHECK(r > 0 && r <= ms_.size());
   for (size_t i = r; i <= ms_.size(); i += i & (~i + 1)) {
     auto& stair = nodes_[i];
     auto it =

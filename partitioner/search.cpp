@@ -54,6 +54,9 @@ enum class Mode { kBeam, kExact };
 constexpr size_t kSkylineFrom = 64;
 // How many of the latest kept labels cross_filter tries against each label.
 constexpr size_t kCrossScan = 48;
+// Blocks of labels whose least fields for_each_live bounds first.
+constexpr uint32_t kOuterBlock = 32;
+constexpr uint32_t kInnerBlock = 8;
 
 // A set the programme fills in one task: a state (c, S, j) or an open set (c, S, j).
 struct Task {
@@ -66,6 +69,7 @@ struct TaskOutput {
   std::vector<Label> labels;
   std::vector<Objectives> finals;
   int64_t candidates = 0;
+  bool live = false;  // some candidate passed the incumbent test
 };
 
 // What the completions of one set's prefixes that use exactly the devices G can reach
@@ -90,6 +94,7 @@ struct Worker {
   internal::Completions::Best floor;
   Part floor_part;  // the floor with the least idle watts of any part
   size_t part_hint = 0;
+  std::vector<Label> kept_labels;  // keep_unbeaten's labels before the incumbent test
 };
 
 class Search {
@@ -112,11 +117,18 @@ class Search {
 
  private:
   void keep(Mode mode, Worker& w, std::vector<Label>* out) const;
+  bool bound_after_keep(Mode mode) const { return mode == Mode::kExact && options_.epsilon <= 0; }
+  void keep_unbeaten(Mode mode, Worker& w, const Rest& r, double idle,
+                     std::vector<Label>* out) const;
   void keep_pareto(Worker& w, std::vector<Label>* out) const;
   void keep_beam(Worker& w, std::vector<Label>* out) const;
   bool prepare(Worker& w, uint32_t used, int c, int from, int first) const;
   void raise_floors(const Worker& w, Partial* p) const;
   bool beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const;
+  bool floor_covered(Worker& w, const Partial& p) const;
+  template <typename Extend, typename Fn>
+  void for_each_live(Worker& w, const std::vector<Label>& from, uint32_t begin, uint32_t end,
+                     const Extend& extend, const Fn& fn) const;
   int64_t cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
                        std::vector<Range>* state_ranges) const;
   double idle_of(uint32_t mask) const { return use_energy_ ? m_.idle_watts(mask) : 0.0; }
@@ -195,16 +207,67 @@ void Search::raise_floors(const Worker& w, Partial* p) const {
   p->mem_pressure = std::max(p->mem_pressure, w.floor.mem_pressure);
 }
 
+// True when an incumbent covers the bound of the set's floor part: no worse than any part, so
+// the incumbent then covers every part's bound too.
+bool Search::floor_covered(Worker& w, const Partial& p) const {
+  if (!w.parts_on || incumbents_.empty()) return false;
+  const Part& part = w.floor_part;
+  Objectives lb;
+  lb.latency_s = (p.latency_s + part.best.latency_s) * internal::kShrink;
+  lb.period_s = period_floor_(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
+  lb.energy_j =
+      use_energy_
+          ? ((p.energy_dyn_j + part.best.energy_dyn_j) / static_cast<double>(m_.micro_batch()) +
+             part.idle_watts * lb.period_s) *
+                internal::kShrink
+          : 0.0;
+  lb.mem_pressure = std::max(p.mem_pressure, part.best.mem_pressure);
+  return incumbents_.covers(lb, &w.hit);
+}
+
+// Calls fn(i, q) for each label i of from[begin, end) whose extension q = extend(label) the
+// floor part of the current set does not show beaten. Labels go in blocks: the bound is
+// non-decreasing in every field of the prefix and so are the extension's sums and maxima
+// (rounding is monotone), so the extension of a block's least fields, when beaten, shows
+// every label of the block beaten by the very test each would get alone. A set's labels
+// come sorted by latency, so a block's neighbours are alike and its least fields close.
+template <typename Extend, typename Fn>
+void Search::for_each_live(Worker& w, const std::vector<Label>& from, uint32_t begin, uint32_t end,
+                           const Extend& extend, const Fn& fn) const {
+  if (incumbents_.empty() || !w.parts_on) {
+    for (uint32_t i = begin; i < end; ++i) fn(i, extend(to_partial(from[i])));
+    return;
+  }
+  auto least_beaten = [&](uint32_t first, uint32_t last) {
+    std::array<double, 4> v = from[first].v;
+    for (uint32_t i = first + 1; i < last; ++i) {
+      for (size_t k = 0; k < 4; ++k) v[k] = std::min(v[k], from[i].v[k]);
+    }
+    return floor_covered(w, extend(Partial{v[0], v[1], v[2], v[3]}));
+  };
+  for (uint32_t outer = begin; outer < end; outer += kOuterBlock) {
+    const uint32_t outer_end = std::min(end, outer + kOuterBlock);
+    if (outer_end - outer > 1 && least_beaten(outer, outer_end)) continue;
+    for (uint32_t inner = outer; inner < outer_end; inner += kInnerBlock) {
+      const uint32_t inner_end = std::min(outer_end, inner + kInnerBlock);
+      if (inner_end - inner > 1 && inner_end - inner < outer_end - outer &&
+          least_beaten(inner, inner_end)) {
+        continue;
+      }
+      for (uint32_t i = inner; i < inner_end; ++i) fn(i, extend(to_partial(from[i])));
+    }
+  }
+}
+
 bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const {
   if (w.parts_on) {
     if (incumbents_.empty()) return false;
     const double micro_batch = static_cast<double>(m_.micro_batch());
     const size_t n_parts = w.parts.size();
-    // Part n_parts is the floor: no worse than any part, so when an incumbent covers it,
-    // it covers them all.
-    for (size_t t = 0; t <= n_parts; ++t) {
-      const size_t i = t == 0 ? n_parts : (w.part_hint + t - 1) % n_parts;
-      const Part& part = i == n_parts ? w.floor_part : w.parts[i];
+    if (floor_covered(w, p)) return true;
+    for (size_t t = 1; t <= n_parts; ++t) {
+      const size_t i = (w.part_hint + t - 1) % n_parts;
+      const Part& part = w.parts[i];
       Objectives lb;
       lb.latency_s = (p.latency_s + part.best.latency_s) * internal::kShrink;
       lb.period_s = period_floor_(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
@@ -214,11 +277,9 @@ bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle
                                 : 0.0;
       lb.mem_pressure = std::max(p.mem_pressure, part.best.mem_pressure);
       if (!incumbents_.covers(lb, &w.hit)) {
-        if (i == n_parts) continue;
         w.part_hint = i;
         return false;
       }
-      if (i == n_parts) return true;
     }
     return true;
   }
@@ -345,9 +406,19 @@ void Search::keep_pareto(Worker& w, std::vector<Label>* out) const {
     w.ms.clear();
     for (const Label& x : w.cand) {
       w.ms.push_back(x.v[3]);
-      w.ms.push_back(x.v[3] * f);
+      if (f != 1.0) w.ms.push_back(x.v[3] * f);
     }
     w.sky.reset(&w.ms);
+    if (f == 1.0) {
+      // Exact: one rank serves both the question and the insertion.
+      for (const Label& x : w.cand) {
+        const size_t rank = w.sky.rank(x.v[3]);
+        if (w.sky.covered_at(rank, x.v[1], e ? x.v[2] : 0.0)) continue;
+        w.sky.insert_at(rank, x.v[1], e ? x.v[2] : 0.0);
+        out->push_back(x);
+      }
+      return;
+    }
     for (const Label& x : w.cand) {
       if (w.sky.covered(x.v[1] * f, e ? x.v[2] * f : 0.0, x.v[3] * f)) continue;
       w.sky.insert(x.v[1], e ? x.v[2] : 0.0, x.v[3]);
@@ -415,10 +486,29 @@ void Search::keep(Mode mode, Worker& w, std::vector<Label>* out) const {
   }
 }
 
+// keep(), then in the exact search without epsilon the incumbent test on what is kept. The
+// test is monotone (a prefix no worse than a beaten one is beaten too), so a prefix that the
+// test keeps is dominated within the set only by prefixes it keeps too: testing after the
+// dominance filter keeps the very labels that testing before it does, and most candidates
+// never reach the test.
+void Search::keep_unbeaten(Mode mode, Worker& w, const Rest& r, double idle,
+                           std::vector<Label>* out) const {
+  if (!bound_after_keep(mode)) {
+    keep(mode, w, out);
+    return;
+  }
+  w.kept_labels.clear();
+  keep(mode, w, &w.kept_labels);
+  for (const Label& x : w.kept_labels) {
+    if (!beaten(w, to_partial(x), r, idle)) out->push_back(x);
+  }
+}
+
 Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> incumbents,
                                            SearchStats* stats) {
   incumbents_ = internal::DominanceIndex(incumbents, use_energy_);
   const bool prune = mode == Mode::kExact;
+  const bool test_now = prune && !bound_after_keep(mode);
   const int n = m_.n_units();
   const int d = m_.n_devices();
   const uint32_t n_masks = uint32_t{1} << d;
@@ -482,23 +572,35 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
       for (int b = k - 1; b < c; ++b) {
         const Range range = open_ranges[open_at(b, mask, j)];
         if (range.count == 0 || !m_.stage(j, b, c).feasible) continue;
-        for (uint32_t o = range.offset; o < range.offset + range.count; ++o) {
-          Partial q = m_.add_stage(to_partial(opens[o]), j, b, c);
-          if (c < n) {
-            bounds_.clamp(&q, r);
-            raise_floors(w, &q);
-            if (prune && beaten(w, q, r, idle)) continue;
-          }
+        auto push = [&](uint32_t o, const Partial& q) {
           w.cand.push_back(
               {to_array(q), opens[o].parent, static_cast<int16_t>(b), static_cast<int16_t>(j)});
+        };
+        if (c == n) {
+          for (uint32_t o = range.offset; o < range.offset + range.count; ++o) {
+            push(o, m_.add_stage(to_partial(opens[o]), j, b, c));
+          }
+          continue;
         }
+        auto extend = [&](const Partial& p) {
+          Partial q = m_.add_stage(p, j, b, c);
+          bounds_.clamp(&q, r);
+          raise_floors(w, &q);
+          return q;
+        };
+        for_each_live(w, opens, range.offset, range.offset + range.count, extend,
+                      [&](uint32_t o, const Partial& q) {
+                        if (!test_now || !beaten(w, q, r, idle)) push(o, q);
+                      });
       }
       TaskOutput& out = outputs[t];
       out.candidates = static_cast<int64_t>(w.cand.size());
       if (c < n) {
-        keep(mode, w, &out.labels);
+        keep_unbeaten(mode, w, r, idle, &out.labels);
+        out.live = bound_after_keep(mode) ? !out.labels.empty() : out.candidates > 0;
         return;
       }
+      out.live = out.candidates > 0;
       // Complete plans: compare their final objectives directly; one an incumbent is no worse
       // than adds nothing (it is dominated by or equal to the incumbent), nor does one that
       // another plan of this set beats.
@@ -519,7 +621,7 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
     for (size_t t = 0; t < tasks.size(); ++t) {
       TaskOutput& out = outputs[t];
       stats->candidates += out.candidates;
-      stats->states += out.candidates > 0;
+      stats->states += out.live;
       const auto start = static_cast<uint32_t>(labels.size());
       for (size_t i = 0; i < out.finals.size(); ++i) {
         finals.push_back(out.finals[i]);
@@ -580,16 +682,21 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
       w.cand.clear();
       for (int i = 0; i < d; ++i) {
         const Range range = state_ranges[prev * ud + static_cast<size_t>(i)];
-        for (uint32_t l = range.offset; l < range.offset + range.count; ++l) {
-          Partial q = m_.add_link(to_partial(labels[l]), i, j, c);
+        auto extend = [&](const Partial& p) {
+          Partial q = m_.add_link(p, i, j, c);
           bounds_.clamp(&q, r);
           raise_floors(w, &q);
-          if (prune && beaten(w, q, r, idle)) continue;
-          w.cand.push_back({to_array(q), static_cast<int32_t>(l), 0, 0});
-        }
+          return q;
+        };
+        for_each_live(w, labels, range.offset, range.offset + range.count, extend,
+                      [&](uint32_t l, const Partial& q) {
+                        if (!test_now || !beaten(w, q, r, idle)) {
+                          w.cand.push_back({to_array(q), static_cast<int32_t>(l), 0, 0});
+                        }
+                      });
       }
       outputs[t].candidates = static_cast<int64_t>(w.cand.size());
-      keep(mode, w, &outputs[t].labels);
+      keep_unbeaten(mode, w, r, idle, &outputs[t].labels);
     });
     for (size_t t = 0; t < tasks.size(); ++t) {
       const TaskOutput& out = outputs[t];

@@ -94,12 +94,15 @@ class Skyline3 {
  public:
   // `ms`: every m that insert or covered will see (any order, repeats allowed).
   void reset(std::vector<double>* ms);
-  bool covered(double b, double e, double m) const;
+  bool covered(double b, double e, double m) const { return covered_at(rank(m), b, e); }
   void insert(double b, double e, double m);
+  // The same with m given by its rank, for callers that ask and insert at one m.
+  size_t rank(double m) const;  // 1-based: how many distinct m are <= m
+  bool covered_at(size_t rank, double b, double e) const;
+  void insert_at(size_t rank, double b, double e);
 
  private:
-  size_t rank(double m) const;  // 1-based: how many distinct m are <= m
-  std::vector<double> ms_;      // distinct, ascending
+  std::vector<double> ms_;                                     // distinct, ascending
   std::vector<std::vector<std::pair<double, double>>> nodes_;  // [1 .. ms_.size()]
 };
 
