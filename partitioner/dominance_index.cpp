@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <iterator>
 
@@ -82,6 +83,23 @@ bool DominanceIndex::covers(const Objectives& o, int32_t* hint) const {
 }
 
 void Skyline3::reset(std::vector<double>* ms) {
+  // A set's pressures repeat (a few stages' memory bounds most of its prefixes): dropping
+  // repeats through a hash table first leaves only a few dozen values to sort.
+  const size_t slots = std::bit_ceil(2 * ms->size() + 2);
+  constexpr uint64_t kEmpty = ~uint64_t{0};  // a NaN's bits; no m is NaN
+  seen_.assign(slots, kEmpty);
+  const int shift = 64 - std::countr_zero(slots);
+  size_t distinct = 0;
+  for (const double m : *ms) {
+    const auto bits = std::bit_cast<uint64_t>(m);
+    auto i = static_cast<size_t>((bits * 0x9E3779B97F4A7C15ULL) >> shift);
+    while (seen_[i] != kEmpty && seen_[i] != bits) i = (i + 1) & (slots - 1);
+    if (seen_[i] == kEmpty) {
+      seen_[i] = bits;
+      (*ms)[distinct++] = m;
+    }
+  }
+  ms->resize(distinct);
   std::sort(ms->begin(), ms->end());
   ms->erase(std::unique(ms->begin(), ms->end()), ms->end());
   ms_.swap(*ms);

@@ -95,6 +95,8 @@ struct Worker {
   Part floor_part;  // the floor with the least idle watts of any part
   size_t part_hint = 0;
   std::vector<Label> kept_labels;  // keep_unbeaten's labels before the incumbent test
+  std::vector<size_t> run_ends;    // sort_runs' ascending runs of cand
+  std::vector<Label> merged;
 };
 
 class Search {
@@ -389,12 +391,49 @@ int64_t Search::cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
   return static_cast<int64_t>(drop.size());
 }
 
+// Sorts w.cand by `less`. Candidates arrive as runs that are already sorted, or nearly: a set's
+// labels are kept in this order and a stage or link adds the same time to each. Merging the
+// ascending runs costs log(runs) passes where a sort costs log(size).
+template <typename Less>
+void sort_runs(Worker& w, const Less& less) {
+  std::vector<Label>& a = w.cand;
+  w.run_ends.clear();
+  for (size_t i = 1; i < a.size(); ++i) {
+    if (less(a[i], a[i - 1])) w.run_ends.push_back(i);
+  }
+  w.run_ends.push_back(a.size());
+  if (w.run_ends.size() == 1) return;
+  if (w.run_ends.size() * 8 > a.size()) {  // short runs: merging gains nothing
+    std::sort(a.begin(), a.end(), less);
+    return;
+  }
+  w.merged.resize(a.size());
+  std::vector<Label>* from = &a;
+  std::vector<Label>* to = &w.merged;
+  while (w.run_ends.size() > 1) {
+    size_t begin = 0, kept = 0;
+    for (size_t r = 0; r < w.run_ends.size(); r += 2) {
+      const size_t mid = w.run_ends[r];
+      const size_t end = r + 1 < w.run_ends.size() ? w.run_ends[r + 1] : mid;
+      const auto f = from->begin();
+      std::merge(f + static_cast<std::ptrdiff_t>(begin), f + static_cast<std::ptrdiff_t>(mid),
+                 f + static_cast<std::ptrdiff_t>(mid), f + static_cast<std::ptrdiff_t>(end),
+                 to->begin() + static_cast<std::ptrdiff_t>(begin), less);
+      w.run_ends[kept++] = end;
+      begin = end;
+    }
+    w.run_ends.resize(kept);
+    std::swap(from, to);
+  }
+  if (from != &a) a.swap(w.merged);
+}
+
 // Appends the non-dominated labels of w.cand to `out`. After sorting by (latency,
 // bottleneck, energy, memory) a label can only be dominated by an earlier one, so one pass
 // against the kept ones suffices; equal vectors keep the first.
 void Search::keep_pareto(Worker& w, std::vector<Label>* out) const {
   const bool e = use_energy_;
-  std::sort(w.cand.begin(), w.cand.end(), [e](const Label& a, const Label& b) {
+  sort_runs(w, [e](const Label& a, const Label& b) {
     if (a.v[0] != b.v[0]) return a.v[0] < b.v[0];
     if (a.v[1] != b.v[1]) return a.v[1] < b.v[1];
     if (e && a.v[2] != b.v[2]) return a.v[2] < b.v[2];

@@ -102,7 +102,8 @@ class Skyline3 {
   void insert_at(size_t rank, double b, double e);
 
  private:
-  std::vector<double> ms_;                                     // distinct, ascending
+  std::vector<double> ms_;      // distinct, ascending
+  std::vector<uint64_t> seen_;  // reset's hash table of the bits of m
   std::vector<std::vector<std::pair<double, double>>> nodes_;  // [1 .. ms_.size()]
 };
 
