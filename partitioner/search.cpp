@@ -148,6 +148,9 @@ class Search {
   int threads_ = 1;
   internal::DominanceIndex incumbents_;
   std::vector<Worker> workers_;
+  // Completions::after(c, g, from) for the current c, [g][from]: every state at c asks for
+  // many of them, and each costs a link time per device of g.
+  std::vector<internal::Completions::Best> after_;
 };
 
 template <typename Fn>
@@ -182,8 +185,10 @@ bool Search::prepare(Worker& w, uint32_t used, int c, int from, int first) const
   for (uint32_t g = free;; g = (g - 1) & free) {
     const uint32_t devices = from >= 0 ? g : (g | 1U << first);
     if (devices != 0 && std::popcount(devices) <= left) {
-      const internal::Completions::Best b = from >= 0 ? completions_.after(c, devices, from)
-                                                      : completions_.first_on(c, devices, first);
+      const internal::Completions::Best& b =
+          from >= 0
+              ? after_[devices * static_cast<size_t>(m_.n_devices()) + static_cast<size_t>(from)]
+              : completions_.first_on(c, devices, first);
       if (b.possible()) {
         w.parts.push_back({b, idle_of(used | devices)});
         w.floor.latency_s = std::min(w.floor.latency_s, b.latency_s);
@@ -581,6 +586,15 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
   }
 
   for (int c = 1; c <= n; ++c) {
+    if (c < n && completions_.enabled()) {
+      after_.assign(n_masks * ud, {});
+      for (uint32_t g = 1; g < n_masks; ++g) {
+        for (int j = 0; j < d; ++j) {
+          if ((g >> j & 1U) == 0)
+            after_[g * ud + static_cast<size_t>(j)] = completions_.after(c, g, j);
+        }
+      }
+    }
     // States at c: the last stage [b, c) on j after the open set (b, S, j).
     tasks.clear();
     for (uint32_t mask = 1; mask < n_masks; ++mask) {
