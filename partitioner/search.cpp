@@ -271,10 +271,7 @@ bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle
     if (incumbents_.empty()) return false;
     const double micro_batch = static_cast<double>(m_.micro_batch());
     const size_t n_parts = w.parts.size();
-    if (floor_covered(w, p)) return true;
-    for (size_t t = 1; t <= n_parts; ++t) {
-      const size_t i = (w.part_hint + t - 1) % n_parts;
-      const Part& part = w.parts[i];
+    auto part_covered = [&](const Part& part) {
       Objectives lb;
       lb.latency_s = (p.latency_s + part.best.latency_s) * internal::kShrink;
       lb.period_s = period_floor_(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
@@ -283,7 +280,17 @@ bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle
                                       internal::kShrink
                                 : 0.0;
       lb.mem_pressure = std::max(p.mem_pressure, part.best.mem_pressure);
-      if (!incumbents_.covers(lb, &w.hit)) {
+      return incumbents_.covers(lb, &w.hit);
+    };
+    // Most prefixes asked here survive (the dominance filter and the block bounds took the
+    // others), and the part that let the last one survive usually lets this one survive too:
+    // try it before the floor, which only settles prefixes that are beaten.
+    const size_t first = w.part_hint % n_parts;
+    if (!part_covered(w.parts[first])) return false;
+    if (floor_covered(w, p)) return true;
+    for (size_t t = 1; t < n_parts; ++t) {
+      const size_t i = (first + t) % n_parts;
+      if (!part_covered(w.parts[i])) {
         w.part_hint = i;
         return false;
       }
