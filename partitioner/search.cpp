@@ -55,8 +55,7 @@ constexpr size_t kSkylineFrom = 64;
 // How many of the latest kept labels cross_filter tries against each label.
 constexpr size_t kCrossScan = 48;
 // Blocks of labels whose least fields for_each_live bounds first.
-constexpr uint32_t kOuterBlock = 32;
-constexpr uint32_t kInnerBlock = 8;
+constexpr uint32_t kBlock = 16;
 
 // A set the programme fills in one task: a state (c, S, j) or an open set (c, S, j).
 struct Task {
@@ -130,7 +129,7 @@ class Search {
   bool floor_covered(Worker& w, const Partial& p) const;
   template <typename Extend, typename Fn>
   void for_each_live(Worker& w, const std::vector<Label>& from, uint32_t begin, uint32_t end,
-                     const Extend& extend, const Fn& fn) const;
+                     const Rest& r, double idle, const Extend& extend, const Fn& fn) const;
   int64_t cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
                        std::vector<Range>* state_ranges) const;
   double idle_of(uint32_t mask) const { return use_energy_ ? m_.idle_watts(mask) : 0.0; }
@@ -233,36 +232,25 @@ bool Search::floor_covered(Worker& w, const Partial& p) const {
 }
 
 // Calls fn(i, q) for each label i of from[begin, end) whose extension q = extend(label) the
-// floor part of the current set does not show beaten. Labels go in blocks: the bound is
-// non-decreasing in every field of the prefix and so are the extension's sums and maxima
-// (rounding is monotone), so the extension of a block's least fields, when beaten, shows
-// every label of the block beaten by the very test each would get alone. A set's labels
-// come sorted by latency, so a block's neighbours are alike and its least fields close.
+// current set's bounds (Search::beaten, with the set's Rest `r` and idle watts) do not show
+// beaten, and for some that they do. Labels go in blocks: the bound is non-decreasing in
+// every field of the prefix and so are the extension's sums and maxima (rounding is
+// monotone), so the extension of a block's least fields, when beaten, shows every label of
+// the block beaten by the very tests each would get alone. A set's labels come sorted by
+// latency, so a block's neighbours are alike and its least fields close to each of them.
 template <typename Extend, typename Fn>
 void Search::for_each_live(Worker& w, const std::vector<Label>& from, uint32_t begin, uint32_t end,
-                           const Extend& extend, const Fn& fn) const {
-  if (incumbents_.empty() || !w.parts_on) {
-    for (uint32_t i = begin; i < end; ++i) fn(i, extend(to_partial(from[i])));
-    return;
-  }
-  auto least_beaten = [&](uint32_t first, uint32_t last) {
-    std::array<double, 4> v = from[first].v;
-    for (uint32_t i = first + 1; i < last; ++i) {
-      for (size_t k = 0; k < 4; ++k) v[k] = std::min(v[k], from[i].v[k]);
-    }
-    return floor_covered(w, extend(Partial{v[0], v[1], v[2], v[3]}));
-  };
-  for (uint32_t outer = begin; outer < end; outer += kOuterBlock) {
-    const uint32_t outer_end = std::min(end, outer + kOuterBlock);
-    if (outer_end - outer > 1 && least_beaten(outer, outer_end)) continue;
-    for (uint32_t inner = outer; inner < outer_end; inner += kInnerBlock) {
-      const uint32_t inner_end = std::min(outer_end, inner + kInnerBlock);
-      if (inner_end - inner > 1 && inner_end - inner < outer_end - outer &&
-          least_beaten(inner, inner_end)) {
-        continue;
+                           const Rest& r, double idle, const Extend& extend, const Fn& fn) const {
+  for (uint32_t block = begin; block < end; block += kBlock) {
+    const uint32_t block_end = std::min(end, block + kBlock);
+    if (block_end - block > 1 && !incumbents_.empty()) {
+      std::array<double, 4> v = from[block].v;
+      for (uint32_t i = block + 1; i < block_end; ++i) {
+        for (size_t k = 0; k < 4; ++k) v[k] = std::min(v[k], from[i].v[k]);
       }
-      for (uint32_t i = inner; i < inner_end; ++i) fn(i, extend(to_partial(from[i])));
+      if (beaten(w, extend(Partial{v[0], v[1], v[2], v[3]}), r, idle)) continue;
     }
+    for (uint32_t i = block; i < block_end; ++i) fn(i, extend(to_partial(from[i])));
   }
 }
 
@@ -648,7 +636,7 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
           raise_floors(w, &q);
           return q;
         };
-        for_each_live(w, opens, range.offset, range.offset + range.count, extend,
+        for_each_live(w, opens, range.offset, range.offset + range.count, r, idle, extend,
                       [&](uint32_t o, const Partial& q) {
                         if (!test_now || !beaten(w, q, r, idle)) push(o, q);
                       });
@@ -748,7 +736,7 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
           raise_floors(w, &q);
           return q;
         };
-        for_each_live(w, labels, range.offset, range.offset + range.count, extend,
+        for_each_live(w, labels, range.offset, range.offset + range.count, r, idle, extend,
                       [&](uint32_t l, const Partial& q) {
                         if (!test_now || !beaten(w, q, r, idle)) {
                           w.cand.push_back({to_array(q), static_cast<int32_t>(l), 0, 0});
