@@ -84,6 +84,7 @@ struct Worker {
   std::vector<std::array<double, 3>> kept;
   internal::Skyline3 sky;
   std::vector<double> ms;
+  std::vector<uint32_t> ranks;
   int k_hint = 1;
   int32_t hit = 0;
   // The current set's parts (one per device set a completion may use) and the least of each
@@ -447,17 +448,19 @@ void Search::keep_pareto(Worker& w, std::vector<Label>* out) const {
       w.ms.push_back(x.v[3]);
       if (f != 1.0) w.ms.push_back(x.v[3] * f);
     }
-    w.sky.reset(&w.ms);
     if (f == 1.0) {
       // Exact: one rank serves both the question and the insertion.
-      for (const Label& x : w.cand) {
-        const size_t rank = w.sky.rank(x.v[3]);
+      w.sky.reset(&w.ms, &w.ranks);
+      for (size_t i = 0; i < w.cand.size(); ++i) {
+        const Label& x = w.cand[i];
+        const size_t rank = w.ranks[i];
         if (w.sky.covered_at(rank, x.v[1], e ? x.v[2] : 0.0)) continue;
         w.sky.insert_at(rank, x.v[1], e ? x.v[2] : 0.0);
         out->push_back(x);
       }
       return;
     }
+    w.sky.reset(&w.ms);
     for (const Label& x : w.cand) {
       if (w.sky.covered(x.v[1] * f, e ? x.v[2] * f : 0.0, x.v[3] * f)) continue;
       w.sky.insert(x.v[1], e ? x.v[2] : 0.0, x.v[3]);

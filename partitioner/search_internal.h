@@ -92,8 +92,9 @@ class DominanceIndex {
 // be inserted or asked about are given up front, to rank them.
 class Skyline3 {
  public:
-  // `ms`: every m that insert or covered will see (any order, repeats allowed).
-  void reset(std::vector<double>* ms);
+  // `ms`: every m that insert or covered will see (any order, repeats allowed). With
+  // `ranks`, (*ranks)[k] becomes the rank of the k-th of them.
+  void reset(std::vector<double>* ms, std::vector<uint32_t>* ranks = nullptr);
   bool covered(double b, double e, double m) const { return covered_at(rank(m), b, e); }
   void insert(double b, double e, double m);
   // The same with m given by its rank, for callers that ask and insert at one m.
@@ -102,8 +103,10 @@ class Skyline3 {
   void insert_at(size_t rank, double b, double e);
 
  private:
-  std::vector<double> ms_;      // distinct, ascending
-  std::vector<uint64_t> seen_;  // reset's hash table of the bits of m
+  std::vector<double> ms_;  // distinct, ascending
+  // reset's hash table of the bits of m, each m's slot in it and each slot's rank.
+  std::vector<uint64_t> seen_;
+  std::vector<uint32_t> slot_of_, slot_rank_;
   std::vector<std::vector<std::pair<double, double>>> nodes_;  // [1 .. ms_.size()]
 };
 
