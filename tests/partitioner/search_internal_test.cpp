@@ -24,7 +24,11 @@ TEST(Skyline3, AnswersAsAScanOverInsertedPoints) {
     std::vector<double> ms;
     for (const auto& p : points) ms.push_back(p[2]);
     Skyline3 sky;
-    sky.reset(&ms);
+    const std::vector<double> asked = ms;
+    std::vector<uint32_t> ranks;
+    sky.reset(&ms, &ranks);
+    ASSERT_EQ(ranks.size(), asked.size());
+    for (size_t k = 0; k < asked.size(); ++k) ASSERT_EQ(ranks[k], sky.rank(asked[k]));
     std::vector<std::array<double, 3>> inserted;
     for (const auto& p : points) {
       bool expect = false;
