@@ -228,11 +228,6 @@ Rest Bounds::rest(uint32_t free, int c, int from) const {
   return r;
 }
 
-void Bounds::clamp(Partial* p, const Rest& r) const {
-  p->bottleneck_s = std::max(p->bottleneck_s, r.bottleneck_s);
-  p->mem_pressure = std::max(p->mem_pressure, r.mem_pressure);
-}
-
 Objectives Bounds::lower_bound(const Partial& p, const Rest& r, int k,
                                double used_idle_watts) const {
   const auto uk = static_cast<size_t>(k);

@@ -143,7 +143,10 @@ class Bounds {
 
   // Raises p's bottleneck and memory pressure to what every completion reaches anyway
   // (final throughput and memory pressure are maxima, so no final vector changes).
-  void clamp(Partial* p, const Rest& r) const;
+  void clamp(Partial* p, const Rest& r) const {
+    p->bottleneck_s = std::max(p->bottleneck_s, r.bottleneck_s);
+    p->mem_pressure = std::max(p->mem_pressure, r.mem_pressure);
+  }
 
   // The objective vector no completion of `p` using k more devices can beat;
   // `used_idle_watts` is the idle power of the prefix's devices (0 when energy is left out).
