@@ -14,7 +14,9 @@
 // plans near the front (incumbents). The exact pass then also drops a prefix when an
 // incumbent is no worse than the prefix's lower bound (search_bounds.cpp) in every
 // objective: all its completions are then dominated by, or equal to, that incumbent. The
-// front is the Pareto set of both passes' plans.
+// front is the Pareto set of both passes' plans. That test is monotone, so it runs on blocks
+// of prefixes first and on single prefixes only after the dominance filter of their set
+// (search_keep.cpp), which leaves far fewer to test.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -22,38 +24,21 @@
 #include <thread>
 
 #include "search_internal.h"
+#include "search_labels.h"
 #include "strata/base/io.h"
 
 namespace strata::partitioner {
 namespace {
 
 using internal::Bounds;
+using internal::Label;
+using internal::Range;
 using internal::Rest;
-
-struct Label {
-  std::array<double, 4> v;  // latency, bottleneck, dynamic energy, memory pressure
-  int32_t parent;           // opens: the state label it came from; states: the previous
-                            // stage's state label (-1 at the first stage)
-  int16_t begin;            // state labels: first unit of the last stage
-  int16_t device;           // state labels: device of the last stage
-};
-
-struct Range {
-  uint32_t offset = 0;
-  uint32_t count = 0;
-};
-
-Partial to_partial(const Label& l) { return {l.v[0], l.v[1], l.v[2], l.v[3]}; }
-std::array<double, 4> to_array(const Partial& p) {
-  return {p.latency_s, p.bottleneck_s, p.energy_dyn_j, p.mem_pressure};
-}
+using internal::to_array;
+using internal::to_partial;
 
 enum class Mode { kBeam, kExact };
 
-// Candidate sets above this size are filtered with a Skyline3 rather than a linear scan.
-constexpr size_t kSkylineFrom = 64;
-// How many of the latest kept labels cross_filter tries against each label.
-constexpr size_t kCrossScan = 48;
 // Blocks of labels whose least fields for_each_live bounds first.
 constexpr uint32_t kBlock = 16;
 
@@ -81,10 +66,7 @@ struct Part {
 // Scratch of one thread. The hints only speed up the incumbent test; they never change it.
 struct Worker {
   std::vector<Label> cand;
-  std::vector<std::array<double, 3>> kept;
-  internal::Skyline3 sky;
-  std::vector<double> ms;
-  std::vector<uint32_t> ranks;
+  internal::KeepScratch keep;
   int k_hint = 1;
   int32_t hit = 0;
   // The current set's parts (one per device set a completion may use) and the least of each
@@ -94,9 +76,6 @@ struct Worker {
   internal::Completions::Best floor;
   Part floor_part;  // the floor with the least idle watts of any part
   size_t part_hint = 0;
-  std::vector<Label> kept_labels;  // keep_unbeaten's labels before the incumbent test
-  std::vector<size_t> run_ends;    // sort_runs' ascending runs of cand
-  std::vector<Label> merged;
 };
 
 class Search {
@@ -122,8 +101,6 @@ class Search {
   bool bound_after_keep(Mode mode) const { return mode == Mode::kExact && options_.epsilon <= 0; }
   void keep_unbeaten(Mode mode, Worker& w, const Rest& r, double idle,
                      std::vector<Label>* out) const;
-  void keep_pareto(Worker& w, std::vector<Label>* out) const;
-  void keep_beam(Worker& w, std::vector<Label>* out) const;
   bool prepare(Worker& w, uint32_t used, int c, int from, int first) const;
   void raise_floors(const Worker& w, Partial* p) const;
   bool beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const;
@@ -131,8 +108,6 @@ class Search {
   template <typename Extend, typename Fn>
   void for_each_live(Worker& w, const std::vector<Label>& from, uint32_t begin, uint32_t end,
                      const Rest& r, double idle, const Extend& extend, const Fn& fn) const;
-  int64_t cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
-                       std::vector<Range>* state_ranges) const;
   double idle_of(uint32_t mask) const { return use_energy_ ? m_.idle_watts(mask) : 0.0; }
   // Runs fn(worker, task index) for every task on the threads; each task writes only its own
   // output, so the result does not depend on the number of threads.
@@ -302,229 +277,12 @@ bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle
   return true;
 }
 
-// Drops the state labels of device set `mask` at unit c that a label of the same set ending
-// on another device beats for every completion. Both continue with a link to a free device
-// f and then the same stages, so label y (last device j') beats x (last device j) when, for
-// every free f,
-//   y.L + link(j', f) <= x.L + link(j, f)  and  max(y.B, ser(j', f)) <= max(x.B, ser(j, f)),
-// and y.E <= x.E, y.M <= x.M. The sums are computed exactly as add_link computes them and
-// rounding is monotone, so y stays no worse through the rest of the plan. Labels are visited
-// in increasing (L + link to the first free device, B, E, M): every possible y of an x comes
-// before it, and only labels kept so far may drop a later one, so two equal labels never drop
-// each other. Returns how many labels were dropped; each (mask, j) range shrinks in place.
-int64_t Search::cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
-                             std::vector<Range>* state_ranges) const {
-  const int d = m_.n_devices();
-  const uint32_t free = (uint32_t{1} << d) - 1 - mask;
-  const auto ud = static_cast<size_t>(d);
-  int members = 0;
-  for (int j = 0; j < d; ++j)
-    members += (*state_ranges)[mask * ud + static_cast<size_t>(j)].count > 0;
-  if (members < 2 || free == 0) return 0;
-  std::vector<int> frees;
-  for (int f = 0; f < d; ++f) {
-    if ((free >> f & 1U) != 0) frees.push_back(f);
-  }
-  const size_t nf = frees.size();
-  std::vector<double> link(ud * nf), ser(ud * nf);  // [j][free f]
-  for (int j = 0; j < d; ++j) {
-    for (size_t k = 0; k < nf; ++k) {
-      link[static_cast<size_t>(j) * nf + k] = m_.link_s(j, frees[k], c);
-      ser[static_cast<size_t>(j) * nf + k] = m_.link_serialization_s(j, frees[k], c);
-    }
-  }
-  struct Entry {
-    double key, l, b, e, m;
-    uint32_t index;
-    int j;
-  };
-  std::vector<Entry> entries;
-  for (int j = 0; j < d; ++j) {
-    const Range r = (*state_ranges)[mask * ud + static_cast<size_t>(j)];
-    for (uint32_t i = r.offset; i < r.offset + r.count; ++i) {
-      const Label& x = (*labels)[i];
-      entries.push_back({x.v[0] + link[static_cast<size_t>(j) * nf], x.v[0], x.v[1],
-                         use_energy_ ? x.v[2] : 0.0, x.v[3], i, j});
-    }
-  }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    if (a.key != b.key) return a.key < b.key;
-    if (a.b != b.b) return a.b < b.b;
-    if (a.e != b.e) return a.e < b.e;
-    if (a.m != b.m) return a.m < b.m;
-    return a.index < b.index;
-  });
-  auto beats = [&](const Entry& y, const Entry& x) {
-    if (y.b > x.b || y.e > x.e || y.m > x.m) return false;
-    const double* ly = &link[static_cast<size_t>(y.j) * nf];
-    const double* lx = &link[static_cast<size_t>(x.j) * nf];
-    const double* sy = &ser[static_cast<size_t>(y.j) * nf];
-    const double* sx = &ser[static_cast<size_t>(x.j) * nf];
-    for (size_t k = 0; k < nf; ++k) {
-      if (y.l + ly[k] > x.l + lx[k] || std::max(y.b, sy[k]) > std::max(x.b, sx[k])) return false;
-    }
-    return true;
-  };
-  std::vector<const Entry*> kept;
-  std::vector<uint32_t> drop;
-  for (const Entry& x : entries) {
-    bool dropped = false;
-    // Only the nearest kept labels in the order are tried: a cut that keeps the scan linear
-    // in the set's size and only ever keeps more labels (each is still a valid prefix).
-    const size_t scan = std::min(kept.size(), kCrossScan);
-    for (size_t s = 1; s <= scan && !dropped; ++s) dropped = beats(*kept[kept.size() - s], x);
-    if (dropped) {
-      drop.push_back(x.index);
-    } else {
-      kept.push_back(&x);
-    }
-  }
-  if (drop.empty()) return 0;
-  std::sort(drop.begin(), drop.end());
-  for (int j = 0; j < d; ++j) {
-    Range& r = (*state_ranges)[mask * ud + static_cast<size_t>(j)];
-    uint32_t out = r.offset;
-    for (uint32_t i = r.offset; i < r.offset + r.count; ++i) {
-      if (!std::binary_search(drop.begin(), drop.end(), i)) (*labels)[out++] = (*labels)[i];
-    }
-    r.count = out - r.offset;
-  }
-  return static_cast<int64_t>(drop.size());
-}
-
-// Sorts w.cand by `less`. Candidates arrive as runs that are already sorted, or nearly: a set's
-// labels are kept in this order and a stage or link adds the same time to each. Merging the
-// ascending runs costs log(runs) passes where a sort costs log(size).
-template <typename Less>
-void sort_runs(Worker& w, const Less& less) {
-  std::vector<Label>& a = w.cand;
-  w.run_ends.clear();
-  for (size_t i = 1; i < a.size(); ++i) {
-    if (less(a[i], a[i - 1])) w.run_ends.push_back(i);
-  }
-  w.run_ends.push_back(a.size());
-  if (w.run_ends.size() == 1) return;
-  if (w.run_ends.size() * 8 > a.size()) {  // short runs: merging gains nothing
-    std::sort(a.begin(), a.end(), less);
-    return;
-  }
-  w.merged.resize(a.size());
-  std::vector<Label>* from = &a;
-  std::vector<Label>* to = &w.merged;
-  while (w.run_ends.size() > 1) {
-    size_t begin = 0, kept = 0;
-    for (size_t r = 0; r < w.run_ends.size(); r += 2) {
-      const size_t mid = w.run_ends[r];
-      const size_t end = r + 1 < w.run_ends.size() ? w.run_ends[r + 1] : mid;
-      const auto f = from->begin();
-      std::merge(f + static_cast<std::ptrdiff_t>(begin), f + static_cast<std::ptrdiff_t>(mid),
-                 f + static_cast<std::ptrdiff_t>(mid), f + static_cast<std::ptrdiff_t>(end),
-                 to->begin() + static_cast<std::ptrdiff_t>(begin), less);
-      w.run_ends[kept++] = end;
-      begin = end;
-    }
-    w.run_ends.resize(kept);
-    std::swap(from, to);
-  }
-  if (from != &a) a.swap(w.merged);
-}
-
-// Appends the non-dominated labels of w.cand to `out`. After sorting by (latency,
-// bottleneck, energy, memory) a label can only be dominated by an earlier one, so one pass
-// against the kept ones suffices; equal vectors keep the first.
-void Search::keep_pareto(Worker& w, std::vector<Label>* out) const {
-  const bool e = use_energy_;
-  sort_runs(w, [e](const Label& a, const Label& b) {
-    if (a.v[0] != b.v[0]) return a.v[0] < b.v[0];
-    if (a.v[1] != b.v[1]) return a.v[1] < b.v[1];
-    if (e && a.v[2] != b.v[2]) return a.v[2] < b.v[2];
-    return a.v[3] < b.v[3];
-  });
-  const double f = 1.0 + options_.epsilon;
-  if (w.cand.size() > kSkylineFrom) {
-    // Large sets: ask the skyline instead of scanning every kept label.
-    w.ms.clear();
-    for (const Label& x : w.cand) {
-      w.ms.push_back(x.v[3]);
-      if (f != 1.0) w.ms.push_back(x.v[3] * f);
-    }
-    if (f == 1.0) {
-      // Exact: one rank serves both the question and the insertion.
-      w.sky.reset(&w.ms, &w.ranks);
-      for (size_t i = 0; i < w.cand.size(); ++i) {
-        const Label& x = w.cand[i];
-        const size_t rank = w.ranks[i];
-        if (w.sky.covered_at(rank, x.v[1], e ? x.v[2] : 0.0)) continue;
-        w.sky.insert_at(rank, x.v[1], e ? x.v[2] : 0.0);
-        out->push_back(x);
-      }
-      return;
-    }
-    w.sky.reset(&w.ms);
-    for (const Label& x : w.cand) {
-      if (w.sky.covered(x.v[1] * f, e ? x.v[2] * f : 0.0, x.v[3] * f)) continue;
-      w.sky.insert(x.v[1], e ? x.v[2] : 0.0, x.v[3]);
-      out->push_back(x);
-    }
-    return;
-  }
-  w.kept.clear();
-  for (const Label& x : w.cand) {
-    const double xb = x.v[1] * f, xe = e ? x.v[2] * f : 0.0, xm = x.v[3] * f;
-    bool dominated = false;
-    // Labels close in latency are the likeliest to dominate: scan the newest first.
-    for (auto y = w.kept.rbegin(); y != w.kept.rend(); ++y) {
-      if ((*y)[0] <= xb && (*y)[1] <= xe && (*y)[2] <= xm) {
-        dominated = true;
-        break;
-      }
-    }
-    if (dominated) continue;
-    w.kept.push_back({x.v[1], e ? x.v[2] : 0.0, x.v[3]});
-    out->push_back(x);
-  }
-}
-
-// Keeps the best label of w.cand for each of a few scores: each objective alone and sums of
-// objectives scaled by their least value in the set.
-void Search::keep_beam(Worker& w, std::vector<Label>* out) const {
-  std::array<double, 4> least{INFINITY, INFINITY, INFINITY, INFINITY};
-  for (const Label& x : w.cand) {
-    for (size_t k = 0; k < 4; ++k) least[k] = std::min(least[k], x.v[k]);
-  }
-  for (double& l : least) l = l > 0 ? 1.0 / l : 1.0;
-  if (!use_energy_) least[2] = 0;
-  // Weights on (latency, bottleneck, energy, memory) of each score.
-  static constexpr double kScores[][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1},
-                                          {1, 1, 0, 0}, {1, 0, 1, 0}, {1, 0, 0, 1}, {0, 1, 0, 1},
-                                          {0, 1, 1, 0}, {1, 1, 1, 1}, {2, 1, 1, 1}, {1, 2, 1, 1}};
-  std::array<size_t, std::size(kScores)> chosen{};
-  size_t n_chosen = 0;
-  for (const auto& weights : kScores) {
-    double best = INFINITY;
-    size_t best_i = 0;
-    for (size_t i = 0; i < w.cand.size(); ++i) {
-      double s = 0;
-      for (size_t k = 0; k < 4; ++k) s += weights[k] * least[k] * w.cand[i].v[k];
-      if (s < best) {
-        best = s;
-        best_i = i;
-      }
-    }
-    if (std::find(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen), best_i) ==
-        chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen)) {
-      chosen[n_chosen++] = best_i;
-    }
-  }
-  for (size_t i = 0; i < n_chosen; ++i) out->push_back(w.cand[chosen[i]]);
-}
-
 void Search::keep(Mode mode, Worker& w, std::vector<Label>* out) const {
   if (w.cand.empty()) return;
   if (mode == Mode::kBeam) {
-    keep_beam(w, out);
+    internal::keep_beam(w.cand, use_energy_, out);
   } else {
-    keep_pareto(w, out);
+    internal::keep_pareto(&w.cand, use_energy_, options_.epsilon, &w.keep, out);
   }
 }
 
@@ -539,11 +297,13 @@ void Search::keep_unbeaten(Mode mode, Worker& w, const Rest& r, double idle,
     keep(mode, w, out);
     return;
   }
-  w.kept_labels.clear();
-  keep(mode, w, &w.kept_labels);
-  for (const Label& x : w.kept_labels) {
-    if (!beaten(w, to_partial(x), r, idle)) out->push_back(x);
+  const size_t first = out->size();
+  keep(mode, w, out);
+  size_t kept = first;
+  for (size_t i = first; i < out->size(); ++i) {
+    if (!beaten(w, to_partial((*out)[i]), r, idle)) (*out)[kept++] = (*out)[i];
   }
+  out->resize(kept);
 }
 
 Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> incumbents,
@@ -690,7 +450,8 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
       }
       std::vector<int64_t> dropped(tasks.size(), 0);
       for_each_task(tasks.size(), [&](Worker&, size_t t) {
-        dropped[t] = cross_filter(tasks[t].mask, c, &labels, &state_ranges);
+        dropped[t] =
+            internal::cross_filter(m_, use_energy_, tasks[t].mask, c, &labels, &state_ranges);
       });
       for (const int64_t x : dropped) {
         stats->cross_dropped += x;
