@@ -13,41 +13,42 @@ constexpr size_t kSkylineFrom = 64;
 // How many of the latest kept labels cross_filter tries against each label.
 constexpr size_t kCrossScan = 48;
 
-// Sorts *cand by `less`. Candidates arrive as runs that are already sorted, or nearly: a set's
+// Sorts *a by `less`. Labels arrive as runs that are already sorted, or nearly: a set's
 // labels are kept in this order and a stage or link adds the same time to each. Merging the
-// ascending runs costs log(runs) passes where a sort costs log(size).
-template <typename Less>
-void sort_runs(std::vector<Label>* cand, KeepScratch* w, const Less& less) {
-  std::vector<Label>& a = *cand;
-  w->run_ends.clear();
-  for (size_t i = 1; i < a.size(); ++i) {
-    if (less(a[i], a[i - 1])) w->run_ends.push_back(i);
+// ascending runs costs log(runs) passes where a sort costs log(size). `merged`, `run_ends`:
+// scratch.
+template <typename T, typename Less>
+void sort_runs(std::vector<T>* a, std::vector<T>* merged, std::vector<size_t>* run_ends,
+               const Less& less) {
+  run_ends->clear();
+  for (size_t i = 1; i < a->size(); ++i) {
+    if (less((*a)[i], (*a)[i - 1])) run_ends->push_back(i);
   }
-  w->run_ends.push_back(a.size());
-  if (w->run_ends.size() == 1) return;
-  if (w->run_ends.size() * 8 > a.size()) {  // short runs: merging gains nothing
-    std::sort(a.begin(), a.end(), less);
+  run_ends->push_back(a->size());
+  if (run_ends->size() == 1) return;
+  if (run_ends->size() * 8 > a->size()) {  // short runs: merging gains nothing
+    std::sort(a->begin(), a->end(), less);
     return;
   }
-  w->merged.resize(a.size());
-  std::vector<Label>* from = &a;
-  std::vector<Label>* to = &w->merged;
-  while (w->run_ends.size() > 1) {
+  merged->resize(a->size());
+  std::vector<T>* from = a;
+  std::vector<T>* to = merged;
+  while (run_ends->size() > 1) {
     size_t begin = 0, kept = 0;
-    for (size_t r = 0; r < w->run_ends.size(); r += 2) {
-      const size_t mid = w->run_ends[r];
-      const size_t end = r + 1 < w->run_ends.size() ? w->run_ends[r + 1] : mid;
+    for (size_t r = 0; r < run_ends->size(); r += 2) {
+      const size_t mid = (*run_ends)[r];
+      const size_t end = r + 1 < run_ends->size() ? (*run_ends)[r + 1] : mid;
       const auto f = from->begin();
       std::merge(f + static_cast<std::ptrdiff_t>(begin), f + static_cast<std::ptrdiff_t>(mid),
                  f + static_cast<std::ptrdiff_t>(mid), f + static_cast<std::ptrdiff_t>(end),
                  to->begin() + static_cast<std::ptrdiff_t>(begin), less);
-      w->run_ends[kept++] = end;
+      (*run_ends)[kept++] = end;
       begin = end;
     }
-    w->run_ends.resize(kept);
+    run_ends->resize(kept);
     std::swap(from, to);
   }
-  if (from != &a) a.swap(w->merged);
+  if (from != a) a->swap(*merged);
 }
 
 }  // namespace
@@ -58,7 +59,7 @@ void sort_runs(std::vector<Label>* cand, KeepScratch* w, const Less& less) {
 void keep_pareto(std::vector<Label>* cand, bool use_energy, double epsilon, KeepScratch* w,
                  std::vector<Label>* out) {
   const bool e = use_energy;
-  sort_runs(cand, w, [e](const Label& a, const Label& b) {
+  sort_runs(cand, &w->merged, &w->run_ends, [e](const Label& a, const Label& b) {
     if (a.v[0] != b.v[0]) return a.v[0] < b.v[0];
     if (a.v[1] != b.v[1]) return a.v[1] < b.v[1];
     if (e && a.v[2] != b.v[2]) return a.v[2] < b.v[2];
@@ -179,7 +180,8 @@ int64_t cross_filter(const CostModel& m, bool use_energy, uint32_t mask, int c,
     uint32_t index;
     int j;
   };
-  std::vector<Entry> entries;
+  std::vector<Entry> entries, merged;
+  std::vector<size_t> run_ends;
   for (int j = 0; j < d; ++j) {
     const Range r = (*state_ranges)[mask * ud + static_cast<size_t>(j)];
     for (uint32_t i = r.offset; i < r.offset + r.count; ++i) {
@@ -188,7 +190,8 @@ int64_t cross_filter(const CostModel& m, bool use_energy, uint32_t mask, int c,
                          use_energy ? x.v[2] : 0.0, x.v[3], i, j});
     }
   }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+  // Each last device's labels come in latency order, and the key adds one link time to each.
+  sort_runs(&entries, &merged, &run_ends, [](const Entry& a, const Entry& b) {
     if (a.key != b.key) return a.key < b.key;
     if (a.b != b.b) return a.b < b.b;
     if (a.e != b.e) return a.e < b.e;
@@ -207,7 +210,7 @@ int64_t cross_filter(const CostModel& m, bool use_energy, uint32_t mask, int c,
     return true;
   };
   std::vector<const Entry*> kept;
-  std::vector<uint32_t> drop;
+  int64_t dropped_count = 0;
   for (const Entry& x : entries) {
     bool dropped = false;
     // Only the nearest kept labels in the order are tried: a cut that keeps the scan linear
@@ -215,22 +218,22 @@ int64_t cross_filter(const CostModel& m, bool use_energy, uint32_t mask, int c,
     const size_t scan = std::min(kept.size(), kCrossScan);
     for (size_t s = 1; s <= scan && !dropped; ++s) dropped = beats(*kept[kept.size() - s], x);
     if (dropped) {
-      drop.push_back(x.index);
+      (*labels)[x.index].device = -1;  // a state label's device is never negative otherwise
+      ++dropped_count;
     } else {
       kept.push_back(&x);
     }
   }
-  if (drop.empty()) return 0;
-  std::sort(drop.begin(), drop.end());
+  if (dropped_count == 0) return 0;
   for (int j = 0; j < d; ++j) {
     Range& r = (*state_ranges)[mask * ud + static_cast<size_t>(j)];
     uint32_t out = r.offset;
     for (uint32_t i = r.offset; i < r.offset + r.count; ++i) {
-      if (!std::binary_search(drop.begin(), drop.end(), i)) (*labels)[out++] = (*labels)[i];
+      if ((*labels)[i].device >= 0) (*labels)[out++] = (*labels)[i];
     }
     r.count = out - r.offset;
   }
-  return static_cast<int64_t>(drop.size());
+  return dropped_count;
 }
 
 }  // namespace strata::partitioner::internal
