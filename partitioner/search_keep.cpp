@@ -123,22 +123,33 @@ void keep_beam(const std::vector<Label>& cand, bool use_energy, std::vector<Labe
   static constexpr double kScores[][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1},
                                           {1, 1, 0, 0}, {1, 0, 1, 0}, {1, 0, 0, 1}, {0, 1, 0, 1},
                                           {0, 1, 1, 0}, {1, 1, 1, 1}, {2, 1, 1, 1}, {1, 2, 1, 1}};
-  std::array<size_t, std::size(kScores)> chosen{};
-  size_t n_chosen = 0;
-  for (const auto& weights : kScores) {
-    double best = INFINITY;
-    size_t best_i = 0;
-    for (size_t i = 0; i < cand.size(); ++i) {
+  // All scores in one pass over the set; each product as weight x least x field, so the
+  // scores do not depend on the pass.
+  constexpr size_t kN = std::size(kScores);
+  std::array<std::array<double, 4>, kN> coef;
+  for (size_t t = 0; t < kN; ++t) {
+    for (size_t k = 0; k < 4; ++k) coef[t][k] = kScores[t][k] * least[k];
+  }
+  std::array<double, kN> best;
+  best.fill(INFINITY);
+  std::array<size_t, kN> best_i{};
+  for (size_t i = 0; i < cand.size(); ++i) {
+    const std::array<double, 4>& v = cand[i].v;
+    for (size_t t = 0; t < kN; ++t) {
       double s = 0;
-      for (size_t k = 0; k < 4; ++k) s += weights[k] * least[k] * cand[i].v[k];
-      if (s < best) {
-        best = s;
-        best_i = i;
+      for (size_t k = 0; k < 4; ++k) s += coef[t][k] * v[k];
+      if (s < best[t]) {
+        best[t] = s;
+        best_i[t] = i;
       }
     }
-    if (std::find(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen), best_i) ==
-        chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen)) {
-      chosen[n_chosen++] = best_i;
+  }
+  std::array<size_t, kN> chosen{};
+  size_t n_chosen = 0;
+  for (size_t t = 0; t < kN; ++t) {
+    if (std::find(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen),
+                  best_i[t]) == chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen)) {
+      chosen[n_chosen++] = best_i[t];
     }
   }
   for (size_t i = 0; i < n_chosen; ++i) out->push_back(cand[chosen[i]]);
