@@ -98,7 +98,12 @@ class Search {
 
  private:
   void keep(Mode mode, Worker& w, std::vector<Label>* out) const;
-  bool bound_after_keep(Mode mode) const { return mode == Mode::kExact && options_.epsilon <= 0; }
+  // Whether the incumbent test waits for the dominance filter (keep_unbeaten). Without the
+  // completion table the bounds are weaker, blocks of prefixes are seldom beaten, and the
+  // filter would see most prefixes the test drops.
+  bool bound_after_keep(Mode mode) const {
+    return mode == Mode::kExact && options_.epsilon <= 0 && completions_.enabled();
+  }
   void keep_unbeaten(Mode mode, Worker& w, const Rest& r, double idle,
                      std::vector<Label>* out) const;
   bool prepare(Worker& w, uint32_t used, int c, int from, int first) const;
