@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <iterator>
 
@@ -81,20 +82,49 @@ bool DominanceIndex::covers(const Objectives& o, int32_t* hint) const {
   return false;
 }
 
-void Skyline3::reset(std::vector<double>* ms) {
+void Skyline3::reset(std::vector<double>* ms, std::vector<uint32_t>* ranks) {
+  // A set's pressures repeat (a few stages' memory bounds most of its prefixes): dropping
+  // repeats through a hash table first leaves only a few dozen values to sort, and the
+  // table then gives each m its rank without a search.
+  const size_t slots = std::bit_ceil(2 * ms->size() + 2);
+  constexpr uint64_t kEmpty = ~uint64_t{0};  // a NaN's bits; no m is NaN
+  seen_.assign(slots, kEmpty);
+  slot_of_.resize(ms->size());
+  const int shift = 64 - std::countr_zero(slots);
+  size_t distinct = 0;
+  for (size_t k = 0; k < ms->size(); ++k) {
+    const double m = (*ms)[k];
+    const auto bits = std::bit_cast<uint64_t>(m);
+    auto i = static_cast<size_t>((bits * 0x9E3779B97F4A7C15ULL) >> shift);
+    while (seen_[i] != kEmpty && seen_[i] != bits) i = (i + 1) & (slots - 1);
+    if (seen_[i] == kEmpty) {
+      seen_[i] = bits;
+      (*ms)[distinct++] = m;
+    }
+    slot_of_[k] = static_cast<uint32_t>(i);
+  }
+  ms->resize(distinct);
   std::sort(ms->begin(), ms->end());
   ms->erase(std::unique(ms->begin(), ms->end()), ms->end());
   ms_.swap(*ms);
   if (nodes_.size() < ms_.size() + 1) nodes_.resize(ms_.size() + 1);
   for (size_t i = 1; i <= ms_.size(); ++i) nodes_[i].clear();
+  if (ranks == nullptr) return;
+  slot_rank_.resize(slots);
+  for (size_t i = 0; i < slots; ++i) {
+    if (seen_[i] != kEmpty)
+      slot_rank_[i] = static_cast<uint32_t>(rank(std::bit_cast<double>(seen_[i])));
+  }
+  ranks->resize(slot_of_.size());
+  for (size_t k = 0; k < slot_of_.size(); ++k) (*ranks)[k] = slot_rank_[slot_of_[k]];
 }
 
 size_t Skyline3::rank(double m) const {
   return static_cast<size_t>(std::upper_bound(ms_.begin(), ms_.end(), m) - ms_.begin());
 }
 
-bool Skyline3::covered(double b, double e, double m) const {
-  for (size_t i = rank(m); i > 0; i &= i - 1) {
+bool Skyline3::covered_at(size_t rank, double b, double e) const {
+  for (size_t i = rank; i > 0; i &= i - 1) {
     const auto& stair = nodes_[i];
     // The last step with b' <= b has the least e' of all such steps.
     auto it =
@@ -108,6 +138,11 @@ bool Skyline3::covered(double b, double e, double m) const {
 void Skyline3::insert(double b, double e, double m) {
   const size_t r = rank(m);
   STRATA_CHECK(r > 0 && ms_[r - 1] == m);
+  insert_at(r, b, e);
+}
+
+void Skyline3::insert_at(size_t r, double b, double e) {
+  STRATA_CHECK(r > 0 && r <= ms_.size());
   for (size_t i = r; i <= ms_.size(); i += i & (~i + 1)) {
     auto& stair = nodes_[i];
     auto it =

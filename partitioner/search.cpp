@@ -14,7 +14,9 @@
 // plans near the front (incumbents). The exact pass then also drops a prefix when an
 // incumbent is no worse than the prefix's lower bound (search_bounds.cpp) in every
 // objective: all its completions are then dominated by, or equal to, that incumbent. The
-// front is the Pareto set of both passes' plans.
+// front is the Pareto set of both passes' plans. That test is monotone, so it runs on blocks
+// of prefixes first and on single prefixes only after the dominance filter of their set
+// (search_keep.cpp), which leaves far fewer to test.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -22,38 +24,23 @@
 #include <thread>
 
 #include "search_internal.h"
+#include "search_labels.h"
 #include "strata/base/io.h"
 
 namespace strata::partitioner {
 namespace {
 
 using internal::Bounds;
+using internal::Label;
+using internal::Range;
 using internal::Rest;
-
-struct Label {
-  std::array<double, 4> v;  // latency, bottleneck, dynamic energy, memory pressure
-  int32_t parent;           // opens: the state label it came from; states: the previous
-                            // stage's state label (-1 at the first stage)
-  int16_t begin;            // state labels: first unit of the last stage
-  int16_t device;           // state labels: device of the last stage
-};
-
-struct Range {
-  uint32_t offset = 0;
-  uint32_t count = 0;
-};
-
-Partial to_partial(const Label& l) { return {l.v[0], l.v[1], l.v[2], l.v[3]}; }
-std::array<double, 4> to_array(const Partial& p) {
-  return {p.latency_s, p.bottleneck_s, p.energy_dyn_j, p.mem_pressure};
-}
+using internal::to_array;
+using internal::to_partial;
 
 enum class Mode { kBeam, kExact };
 
-// Candidate sets above this size are filtered with a Skyline3 rather than a linear scan.
-constexpr size_t kSkylineFrom = 64;
-// How many of the latest kept labels cross_filter tries against each label.
-constexpr size_t kCrossScan = 48;
+// Blocks of labels whose least fields for_each_live bounds first.
+constexpr uint32_t kBlock = 16;
 
 // A set the programme fills in one task: a state (c, S, j) or an open set (c, S, j).
 struct Task {
@@ -66,6 +53,7 @@ struct TaskOutput {
   std::vector<Label> labels;
   std::vector<Objectives> finals;
   int64_t candidates = 0;
+  bool live = false;  // some candidate passed the incumbent test
 };
 
 // What the completions of one set's prefixes that use exactly the devices G can reach
@@ -78,9 +66,7 @@ struct Part {
 // Scratch of one thread. The hints only speed up the incumbent test; they never change it.
 struct Worker {
   std::vector<Label> cand;
-  std::vector<std::array<double, 3>> kept;
-  internal::Skyline3 sky;
-  std::vector<double> ms;
+  internal::KeepScratch keep;
   int k_hint = 1;
   int32_t hit = 0;
   // The current set's parts (one per device set a completion may use) and the least of each
@@ -100,6 +86,7 @@ class Search {
         options_(options),
         bounds_(bounds),
         completions_(completions),
+        period_floor_(model),
         use_energy_(model.energy_in_dominance()) {
     const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
     threads_ = options.threads > 0 ? options.threads : static_cast<int>(hw);
@@ -111,13 +98,21 @@ class Search {
 
  private:
   void keep(Mode mode, Worker& w, std::vector<Label>* out) const;
-  void keep_pareto(Worker& w, std::vector<Label>* out) const;
-  void keep_beam(Worker& w, std::vector<Label>* out) const;
+  // Whether the incumbent test waits for the dominance filter (keep_unbeaten). Without the
+  // completion table the bounds are weaker, blocks of prefixes are seldom beaten, and the
+  // filter would see most prefixes the test drops.
+  bool bound_after_keep(Mode mode) const {
+    return mode == Mode::kExact && options_.epsilon <= 0 && completions_.enabled();
+  }
+  void keep_unbeaten(Mode mode, Worker& w, const Rest& r, double idle,
+                     std::vector<Label>* out) const;
   bool prepare(Worker& w, uint32_t used, int c, int from, int first) const;
   void raise_floors(const Worker& w, Partial* p) const;
   bool beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const;
-  int64_t cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
-                       std::vector<Range>* state_ranges) const;
+  bool floor_covered(Worker& w, const Partial& p) const;
+  template <typename Extend, typename Fn>
+  void for_each_live(Worker& w, const std::vector<Label>& from, uint32_t begin, uint32_t end,
+                     const Rest& r, double idle, const Extend& extend, const Fn& fn) const;
   double idle_of(uint32_t mask) const { return use_energy_ ? m_.idle_watts(mask) : 0.0; }
   // Runs fn(worker, task index) for every task on the threads; each task writes only its own
   // output, so the result does not depend on the number of threads.
@@ -128,10 +123,14 @@ class Search {
   const SearchOptions& options_;
   const Bounds& bounds_;
   const internal::Completions& completions_;
+  const internal::PeriodFloor period_floor_;
   const bool use_energy_;
   int threads_ = 1;
   internal::DominanceIndex incumbents_;
   std::vector<Worker> workers_;
+  // Completions::after(c, g, from) for the current c, [g][from]: every state at c asks for
+  // many of them, and each costs a link time per device of g.
+  std::vector<internal::Completions::Best> after_;
 };
 
 template <typename Fn>
@@ -166,8 +165,10 @@ bool Search::prepare(Worker& w, uint32_t used, int c, int from, int first) const
   for (uint32_t g = free;; g = (g - 1) & free) {
     const uint32_t devices = from >= 0 ? g : (g | 1U << first);
     if (devices != 0 && std::popcount(devices) <= left) {
-      const internal::Completions::Best b = from >= 0 ? completions_.after(c, devices, from)
-                                                      : completions_.first_on(c, devices, first);
+      const internal::Completions::Best& b =
+          from >= 0
+              ? after_[devices * static_cast<size_t>(m_.n_devices()) + static_cast<size_t>(from)]
+              : completions_.first_on(c, devices, first);
       if (b.possible()) {
         w.parts.push_back({b, idle_of(used | devices)});
         w.floor.latency_s = std::min(w.floor.latency_s, b.latency_s);
@@ -193,30 +194,75 @@ void Search::raise_floors(const Worker& w, Partial* p) const {
   p->mem_pressure = std::max(p->mem_pressure, w.floor.mem_pressure);
 }
 
+// True when an incumbent covers the bound of the set's floor part: no worse than any part, so
+// the incumbent then covers every part's bound too.
+bool Search::floor_covered(Worker& w, const Partial& p) const {
+  if (!w.parts_on || incumbents_.empty()) return false;
+  const Part& part = w.floor_part;
+  Objectives lb;
+  lb.latency_s = (p.latency_s + part.best.latency_s) * internal::kShrink;
+  lb.period_s = period_floor_(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
+  lb.energy_j =
+      use_energy_
+          ? ((p.energy_dyn_j + part.best.energy_dyn_j) / static_cast<double>(m_.micro_batch()) +
+             part.idle_watts * lb.period_s) *
+                internal::kShrink
+          : 0.0;
+  lb.mem_pressure = std::max(p.mem_pressure, part.best.mem_pressure);
+  return incumbents_.covers(lb, &w.hit);
+}
+
+// Calls fn(i, q) for each label i of from[begin, end) whose extension q = extend(label) the
+// current set's bounds (Search::beaten, with the set's Rest `r` and idle watts) do not show
+// beaten, and for some that they do. Labels go in blocks: the bound is non-decreasing in
+// every field of the prefix and so are the extension's sums and maxima (rounding is
+// monotone), so the extension of a block's least fields, when beaten, shows every label of
+// the block beaten by the very tests each would get alone. A set's labels come sorted by
+// latency, so a block's neighbours are alike and its least fields close to each of them.
+template <typename Extend, typename Fn>
+void Search::for_each_live(Worker& w, const std::vector<Label>& from, uint32_t begin, uint32_t end,
+                           const Rest& r, double idle, const Extend& extend, const Fn& fn) const {
+  for (uint32_t block = begin; block < end; block += kBlock) {
+    const uint32_t block_end = std::min(end, block + kBlock);
+    if (block_end - block > 1 && !incumbents_.empty()) {
+      std::array<double, 4> v = from[block].v;
+      for (uint32_t i = block + 1; i < block_end; ++i) {
+        for (size_t k = 0; k < 4; ++k) v[k] = std::min(v[k], from[i].v[k]);
+      }
+      if (beaten(w, extend(Partial{v[0], v[1], v[2], v[3]}), r, idle)) continue;
+    }
+    for (uint32_t i = block; i < block_end; ++i) fn(i, extend(to_partial(from[i])));
+  }
+}
+
 bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle_watts) const {
   if (w.parts_on) {
     if (incumbents_.empty()) return false;
     const double micro_batch = static_cast<double>(m_.micro_batch());
     const size_t n_parts = w.parts.size();
-    // Part n_parts is the floor: no worse than any part, so when an incumbent covers it,
-    // it covers them all.
-    for (size_t t = 0; t <= n_parts; ++t) {
-      const size_t i = t == 0 ? n_parts : (w.part_hint + t - 1) % n_parts;
-      const Part& part = i == n_parts ? w.floor_part : w.parts[i];
+    auto part_covered = [&](const Part& part) {
       Objectives lb;
       lb.latency_s = (p.latency_s + part.best.latency_s) * internal::kShrink;
-      lb.period_s = m_.period_s(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
+      lb.period_s = period_floor_(lb.latency_s, std::max(p.bottleneck_s, part.best.bottleneck_s));
       lb.energy_j = use_energy_ ? ((p.energy_dyn_j + part.best.energy_dyn_j) / micro_batch +
                                    part.idle_watts * lb.period_s) *
                                       internal::kShrink
                                 : 0.0;
       lb.mem_pressure = std::max(p.mem_pressure, part.best.mem_pressure);
-      if (!incumbents_.covers(lb, &w.hit)) {
-        if (i == n_parts) continue;
+      return incumbents_.covers(lb, &w.hit);
+    };
+    // Most prefixes asked here survive (the dominance filter and the block bounds took the
+    // others), and the part that let the last one survive usually lets this one survive too:
+    // try it before the floor, which only settles prefixes that are beaten.
+    const size_t first = w.part_hint % n_parts;
+    if (!part_covered(w.parts[first])) return false;
+    if (floor_covered(w, p)) return true;
+    for (size_t t = 1; t < n_parts; ++t) {
+      const size_t i = (first + t) % n_parts;
+      if (!part_covered(w.parts[i])) {
         w.part_hint = i;
         return false;
       }
-      if (i == n_parts) return true;
     }
     return true;
   }
@@ -236,187 +282,40 @@ bool Search::beaten(Worker& w, const Partial& p, const Rest& r, double used_idle
   return true;
 }
 
-// Drops the state labels of device set `mask` at unit c that a label of the same set ending
-// on another device beats for every completion. Both continue with a link to a free device
-// f and then the same stages, so label y (last device j') beats x (last device j) when, for
-// every free f,
-//   y.L + link(j', f) <= x.L + link(j, f)  and  max(y.B, ser(j', f)) <= max(x.B, ser(j, f)),
-// and y.E <= x.E, y.M <= x.M. The sums are computed exactly as add_link computes them and
-// rounding is monotone, so y stays no worse through the rest of the plan. Labels are visited
-// in increasing (L + link to the first free device, B, E, M): every possible y of an x comes
-// before it, and only labels kept so far may drop a later one, so two equal labels never drop
-// each other. Returns how many labels were dropped; each (mask, j) range shrinks in place.
-int64_t Search::cross_filter(uint32_t mask, int c, std::vector<Label>* labels,
-                             std::vector<Range>* state_ranges) const {
-  const int d = m_.n_devices();
-  const uint32_t free = (uint32_t{1} << d) - 1 - mask;
-  const auto ud = static_cast<size_t>(d);
-  int members = 0;
-  for (int j = 0; j < d; ++j)
-    members += (*state_ranges)[mask * ud + static_cast<size_t>(j)].count > 0;
-  if (members < 2 || free == 0) return 0;
-  std::vector<int> frees;
-  for (int f = 0; f < d; ++f) {
-    if ((free >> f & 1U) != 0) frees.push_back(f);
-  }
-  const size_t nf = frees.size();
-  std::vector<double> link(ud * nf), ser(ud * nf);  // [j][free f]
-  for (int j = 0; j < d; ++j) {
-    for (size_t k = 0; k < nf; ++k) {
-      link[static_cast<size_t>(j) * nf + k] = m_.link_s(j, frees[k], c);
-      ser[static_cast<size_t>(j) * nf + k] = m_.link_serialization_s(j, frees[k], c);
-    }
-  }
-  struct Entry {
-    double key, l, b, e, m;
-    uint32_t index;
-    int j;
-  };
-  std::vector<Entry> entries;
-  for (int j = 0; j < d; ++j) {
-    const Range r = (*state_ranges)[mask * ud + static_cast<size_t>(j)];
-    for (uint32_t i = r.offset; i < r.offset + r.count; ++i) {
-      const Label& x = (*labels)[i];
-      entries.push_back({x.v[0] + link[static_cast<size_t>(j) * nf], x.v[0], x.v[1],
-                         use_energy_ ? x.v[2] : 0.0, x.v[3], i, j});
-    }
-  }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    if (a.key != b.key) return a.key < b.key;
-    if (a.b != b.b) return a.b < b.b;
-    if (a.e != b.e) return a.e < b.e;
-    if (a.m != b.m) return a.m < b.m;
-    return a.index < b.index;
-  });
-  auto beats = [&](const Entry& y, const Entry& x) {
-    if (y.b > x.b || y.e > x.e || y.m > x.m) return false;
-    const double* ly = &link[static_cast<size_t>(y.j) * nf];
-    const double* lx = &link[static_cast<size_t>(x.j) * nf];
-    const double* sy = &ser[static_cast<size_t>(y.j) * nf];
-    const double* sx = &ser[static_cast<size_t>(x.j) * nf];
-    for (size_t k = 0; k < nf; ++k) {
-      if (y.l + ly[k] > x.l + lx[k] || std::max(y.b, sy[k]) > std::max(x.b, sx[k])) return false;
-    }
-    return true;
-  };
-  std::vector<const Entry*> kept;
-  std::vector<uint32_t> drop;
-  for (const Entry& x : entries) {
-    bool dropped = false;
-    // Only the nearest kept labels in the order are tried: a cut that keeps the scan linear
-    // in the set's size and only ever keeps more labels (each is still a valid prefix).
-    const size_t scan = std::min(kept.size(), kCrossScan);
-    for (size_t s = 1; s <= scan && !dropped; ++s) dropped = beats(*kept[kept.size() - s], x);
-    if (dropped) {
-      drop.push_back(x.index);
-    } else {
-      kept.push_back(&x);
-    }
-  }
-  if (drop.empty()) return 0;
-  std::sort(drop.begin(), drop.end());
-  for (int j = 0; j < d; ++j) {
-    Range& r = (*state_ranges)[mask * ud + static_cast<size_t>(j)];
-    uint32_t out = r.offset;
-    for (uint32_t i = r.offset; i < r.offset + r.count; ++i) {
-      if (!std::binary_search(drop.begin(), drop.end(), i)) (*labels)[out++] = (*labels)[i];
-    }
-    r.count = out - r.offset;
-  }
-  return static_cast<int64_t>(drop.size());
-}
-
-// Appends the non-dominated labels of w.cand to `out`. After sorting by (latency,
-// bottleneck, energy, memory) a label can only be dominated by an earlier one, so one pass
-// against the kept ones suffices; equal vectors keep the first.
-void Search::keep_pareto(Worker& w, std::vector<Label>* out) const {
-  const bool e = use_energy_;
-  std::sort(w.cand.begin(), w.cand.end(), [e](const Label& a, const Label& b) {
-    if (a.v[0] != b.v[0]) return a.v[0] < b.v[0];
-    if (a.v[1] != b.v[1]) return a.v[1] < b.v[1];
-    if (e && a.v[2] != b.v[2]) return a.v[2] < b.v[2];
-    return a.v[3] < b.v[3];
-  });
-  const double f = 1.0 + options_.epsilon;
-  if (w.cand.size() > kSkylineFrom) {
-    // Large sets: ask the skyline instead of scanning every kept label.
-    w.ms.clear();
-    for (const Label& x : w.cand) {
-      w.ms.push_back(x.v[3]);
-      w.ms.push_back(x.v[3] * f);
-    }
-    w.sky.reset(&w.ms);
-    for (const Label& x : w.cand) {
-      if (w.sky.covered(x.v[1] * f, e ? x.v[2] * f : 0.0, x.v[3] * f)) continue;
-      w.sky.insert(x.v[1], e ? x.v[2] : 0.0, x.v[3]);
-      out->push_back(x);
-    }
-    return;
-  }
-  w.kept.clear();
-  for (const Label& x : w.cand) {
-    const double xb = x.v[1] * f, xe = e ? x.v[2] * f : 0.0, xm = x.v[3] * f;
-    bool dominated = false;
-    // Labels close in latency are the likeliest to dominate: scan the newest first.
-    for (auto y = w.kept.rbegin(); y != w.kept.rend(); ++y) {
-      if ((*y)[0] <= xb && (*y)[1] <= xe && (*y)[2] <= xm) {
-        dominated = true;
-        break;
-      }
-    }
-    if (dominated) continue;
-    w.kept.push_back({x.v[1], e ? x.v[2] : 0.0, x.v[3]});
-    out->push_back(x);
-  }
-}
-
-// Keeps the best label of w.cand for each of a few scores: each objective alone and sums of
-// objectives scaled by their least value in the set.
-void Search::keep_beam(Worker& w, std::vector<Label>* out) const {
-  std::array<double, 4> least{INFINITY, INFINITY, INFINITY, INFINITY};
-  for (const Label& x : w.cand) {
-    for (size_t k = 0; k < 4; ++k) least[k] = std::min(least[k], x.v[k]);
-  }
-  for (double& l : least) l = l > 0 ? 1.0 / l : 1.0;
-  if (!use_energy_) least[2] = 0;
-  // Weights on (latency, bottleneck, energy, memory) of each score.
-  static constexpr double kScores[][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1},
-                                          {1, 1, 0, 0}, {1, 0, 1, 0}, {1, 0, 0, 1}, {0, 1, 0, 1},
-                                          {0, 1, 1, 0}, {1, 1, 1, 1}, {2, 1, 1, 1}, {1, 2, 1, 1}};
-  std::array<size_t, std::size(kScores)> chosen{};
-  size_t n_chosen = 0;
-  for (const auto& weights : kScores) {
-    double best = INFINITY;
-    size_t best_i = 0;
-    for (size_t i = 0; i < w.cand.size(); ++i) {
-      double s = 0;
-      for (size_t k = 0; k < 4; ++k) s += weights[k] * least[k] * w.cand[i].v[k];
-      if (s < best) {
-        best = s;
-        best_i = i;
-      }
-    }
-    if (std::find(chosen.begin(), chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen), best_i) ==
-        chosen.begin() + static_cast<std::ptrdiff_t>(n_chosen)) {
-      chosen[n_chosen++] = best_i;
-    }
-  }
-  for (size_t i = 0; i < n_chosen; ++i) out->push_back(w.cand[chosen[i]]);
-}
-
 void Search::keep(Mode mode, Worker& w, std::vector<Label>* out) const {
   if (w.cand.empty()) return;
   if (mode == Mode::kBeam) {
-    keep_beam(w, out);
+    internal::keep_beam(w.cand, use_energy_, out);
   } else {
-    keep_pareto(w, out);
+    internal::keep_pareto(&w.cand, use_energy_, options_.epsilon, &w.keep, out);
   }
+}
+
+// keep(), then in the exact search without epsilon the incumbent test on what is kept. The
+// test is monotone (a prefix no worse than a beaten one is beaten too), so a prefix that the
+// test keeps is dominated within the set only by prefixes it keeps too: testing after the
+// dominance filter keeps the very labels that testing before it does, and most candidates
+// never reach the test.
+void Search::keep_unbeaten(Mode mode, Worker& w, const Rest& r, double idle,
+                           std::vector<Label>* out) const {
+  if (!bound_after_keep(mode)) {
+    keep(mode, w, out);
+    return;
+  }
+  const size_t first = out->size();
+  keep(mode, w, out);
+  size_t kept = first;
+  for (size_t i = first; i < out->size(); ++i) {
+    if (!beaten(w, to_partial((*out)[i]), r, idle)) (*out)[kept++] = (*out)[i];
+  }
+  out->resize(kept);
 }
 
 Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> incumbents,
                                            SearchStats* stats) {
   incumbents_ = internal::DominanceIndex(incumbents, use_energy_);
   const bool prune = mode == Mode::kExact;
+  const bool test_now = prune && !bound_after_keep(mode);
   const int n = m_.n_units();
   const int d = m_.n_devices();
   const uint32_t n_masks = uint32_t{1} << d;
@@ -450,6 +349,15 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
   }
 
   for (int c = 1; c <= n; ++c) {
+    if (c < n && completions_.enabled()) {
+      after_.assign(n_masks * ud, {});
+      for (uint32_t g = 1; g < n_masks; ++g) {
+        for (int j = 0; j < d; ++j) {
+          if ((g >> j & 1U) == 0)
+            after_[g * ud + static_cast<size_t>(j)] = completions_.after(c, g, j);
+        }
+      }
+    }
     // States at c: the last stage [b, c) on j after the open set (b, S, j).
     tasks.clear();
     for (uint32_t mask = 1; mask < n_masks; ++mask) {
@@ -480,23 +388,35 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
       for (int b = k - 1; b < c; ++b) {
         const Range range = open_ranges[open_at(b, mask, j)];
         if (range.count == 0 || !m_.stage(j, b, c).feasible) continue;
-        for (uint32_t o = range.offset; o < range.offset + range.count; ++o) {
-          Partial q = m_.add_stage(to_partial(opens[o]), j, b, c);
-          if (c < n) {
-            bounds_.clamp(&q, r);
-            raise_floors(w, &q);
-            if (prune && beaten(w, q, r, idle)) continue;
-          }
+        auto push = [&](uint32_t o, const Partial& q) {
           w.cand.push_back(
               {to_array(q), opens[o].parent, static_cast<int16_t>(b), static_cast<int16_t>(j)});
+        };
+        if (c == n) {
+          for (uint32_t o = range.offset; o < range.offset + range.count; ++o) {
+            push(o, m_.add_stage(to_partial(opens[o]), j, b, c));
+          }
+          continue;
         }
+        auto extend = [&](const Partial& p) {
+          Partial q = m_.add_stage(p, j, b, c);
+          bounds_.clamp(&q, r);
+          raise_floors(w, &q);
+          return q;
+        };
+        for_each_live(w, opens, range.offset, range.offset + range.count, r, idle, extend,
+                      [&](uint32_t o, const Partial& q) {
+                        if (!test_now || !beaten(w, q, r, idle)) push(o, q);
+                      });
       }
       TaskOutput& out = outputs[t];
       out.candidates = static_cast<int64_t>(w.cand.size());
       if (c < n) {
-        keep(mode, w, &out.labels);
+        keep_unbeaten(mode, w, r, idle, &out.labels);
+        out.live = bound_after_keep(mode) ? !out.labels.empty() : out.candidates > 0;
         return;
       }
+      out.live = out.candidates > 0;
       // Complete plans: compare their final objectives directly; one an incumbent is no worse
       // than adds nothing (it is dominated by or equal to the incumbent), nor does one that
       // another plan of this set beats.
@@ -517,7 +437,7 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
     for (size_t t = 0; t < tasks.size(); ++t) {
       TaskOutput& out = outputs[t];
       stats->candidates += out.candidates;
-      stats->states += out.candidates > 0;
+      stats->states += out.live;
       const auto start = static_cast<uint32_t>(labels.size());
       for (size_t i = 0; i < out.finals.size(); ++i) {
         finals.push_back(out.finals[i]);
@@ -535,7 +455,8 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
       }
       std::vector<int64_t> dropped(tasks.size(), 0);
       for_each_task(tasks.size(), [&](Worker&, size_t t) {
-        dropped[t] = cross_filter(tasks[t].mask, c, &labels, &state_ranges);
+        dropped[t] =
+            internal::cross_filter(m_, use_energy_, tasks[t].mask, c, &labels, &state_ranges);
       });
       for (const int64_t x : dropped) {
         stats->cross_dropped += x;
@@ -578,16 +499,21 @@ Result<std::vector<PlanPoint>> Search::run(Mode mode, std::vector<Objectives> in
       w.cand.clear();
       for (int i = 0; i < d; ++i) {
         const Range range = state_ranges[prev * ud + static_cast<size_t>(i)];
-        for (uint32_t l = range.offset; l < range.offset + range.count; ++l) {
-          Partial q = m_.add_link(to_partial(labels[l]), i, j, c);
+        auto extend = [&](const Partial& p) {
+          Partial q = m_.add_link(p, i, j, c);
           bounds_.clamp(&q, r);
           raise_floors(w, &q);
-          if (prune && beaten(w, q, r, idle)) continue;
-          w.cand.push_back({to_array(q), static_cast<int32_t>(l), 0, 0});
-        }
+          return q;
+        };
+        for_each_live(w, labels, range.offset, range.offset + range.count, r, idle, extend,
+                      [&](uint32_t l, const Partial& q) {
+                        if (!test_now || !beaten(w, q, r, idle)) {
+                          w.cand.push_back({to_array(q), static_cast<int32_t>(l), 0, 0});
+                        }
+                      });
       }
       outputs[t].candidates = static_cast<int64_t>(w.cand.size());
-      keep(mode, w, &outputs[t].labels);
+      keep_unbeaten(mode, w, r, idle, &outputs[t].labels);
     });
     for (size_t t = 0; t < tasks.size(); ++t) {
       const TaskOutput& out = outputs[t];

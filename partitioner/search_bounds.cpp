@@ -18,7 +18,7 @@ constexpr int64_t kMaxTableEntries = (int64_t{1} << 12) * 131;
 
 }  // namespace
 
-Bounds::Bounds(const CostModel& m) : m_(m) {
+Bounds::Bounds(const CostModel& m) : m_(m), period_floor_(m) {
   n_ = m.n_units();
   const int d = m.n_devices();
   const uint32_t n_masks = uint32_t{1} << d;
@@ -228,17 +228,12 @@ Rest Bounds::rest(uint32_t free, int c, int from) const {
   return r;
 }
 
-void Bounds::clamp(Partial* p, const Rest& r) const {
-  p->bottleneck_s = std::max(p->bottleneck_s, r.bottleneck_s);
-  p->mem_pressure = std::max(p->mem_pressure, r.mem_pressure);
-}
-
 Objectives Bounds::lower_bound(const Partial& p, const Rest& r, int k,
                                double used_idle_watts) const {
   const auto uk = static_cast<size_t>(k);
   Objectives o;
   o.latency_s = (p.latency_s + r.latency_s + (k - 1) * r.pair_link_s) * kShrink;
-  o.period_s = m_.period_s(o.latency_s, std::max(p.bottleneck_s, r.bottleneck_k[uk]));
+  o.period_s = period_floor_(o.latency_s, std::max(p.bottleneck_s, r.bottleneck_k[uk]));
   o.energy_j = ((p.energy_dyn_j + r.energy_dyn_j) / static_cast<double>(m_.micro_batch()) +
                 (used_idle_watts + r.idle_k[uk]) * o.period_s) *
                kShrink;

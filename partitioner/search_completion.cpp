@@ -30,6 +30,21 @@ Completions::Completions(const CostModel& m) : m_(m) {
     const DeviceCaps& dev = m.devices()[static_cast<size_t>(f)];
     if (dev.has_power()) dyn[static_cast<size_t>(f)] = *dev.load_watts - *dev.idle_watts;
   }
+  // Link times at each boundary e, [e][from][to]: the programme asks for each many times.
+  const auto ud = static_cast<size_t>(d_);
+  std::vector<double> link_s(static_cast<size_t>(n_ + 1) * ud * ud);
+  std::vector<double> link_ser_s(link_s.size());
+  for (int e = 0; e <= n_; ++e) {
+    for (int f = 0; f < d_; ++f) {
+      for (int g2 = 0; g2 < d_; ++g2) {
+        if (f == g2) continue;
+        const size_t i =
+            (static_cast<size_t>(e) * ud + static_cast<size_t>(f)) * ud + static_cast<size_t>(g2);
+        link_s[i] = m.link_s(f, g2, e);
+        link_ser_s[i] = m.link_serialization_s(f, g2, e);
+      }
+    }
+  }
   for (int c = n_ - 1; c >= 0; --c) {
     for (uint32_t g = 1; g < n_masks_; ++g) {
       const int k = std::popcount(g);
@@ -51,15 +66,16 @@ Completions::Completions(const CostModel& m) : m_(m) {
             b.mem_pressure = std::min(b.mem_pressure, s.mem_pressure);
             continue;
           }
+          const size_t row = (static_cast<size_t>(e) * ud + static_cast<size_t>(f)) * ud;
           for (int g2 = 0; g2 < d_; ++g2) {
             if ((rest >> g2 & 1U) == 0) continue;
             const Best& next = best_[at(e, rest, g2)];
             if (!next.possible()) continue;
-            b.latency_s = std::min(b.latency_s, s.decode_s + m.link_s(f, g2, e) + next.latency_s);
+            const auto at_link = row + static_cast<size_t>(g2);
+            b.latency_s = std::min(b.latency_s, s.decode_s + link_s[at_link] + next.latency_s);
             b.energy_dyn_j = std::min(b.energy_dyn_j, energy_j + next.energy_dyn_j);
             b.bottleneck_s = std::min(
-                b.bottleneck_s,
-                std::max({s.decode_s, m.link_serialization_s(f, g2, e), next.bottleneck_s}));
+                b.bottleneck_s, std::max({s.decode_s, link_ser_s[at_link], next.bottleneck_s}));
             b.mem_pressure = std::min(b.mem_pressure, std::max(s.mem_pressure, next.mem_pressure));
           }
         }

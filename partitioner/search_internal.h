@@ -1,6 +1,7 @@
 // Internals of the Pareto search shared by search.cpp, search_bounds.cpp and pareto.cpp.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +15,42 @@ namespace strata::partitioner::internal {
 // Every lower bound is shrunk by this relative factor, so that float rounding never lifts one
 // above the value a real completion reaches.
 constexpr double kShrink = 1.0 - 1e-9;
+
+// A lower bound of CostModel::period_s for the search's bounds, which ask for it hundreds of
+// millions of times. The mean value analysis there divides once per group; carrying the
+// station's response time as a fraction P / Q needs one division in all (for G groups,
+// P' = s D + s n (P - s Q) + n s^2 Q / 2 and Q' = D with D = P + z Q). The different rounding
+// is covered by a relative 1e-12 taken off; when the one-step cap binds, the value is
+// computed as period_s computes it. Beyond kMaxGroups (P and Q grow like s^G) or with no
+// bottleneck it asks period_s itself.
+class PeriodFloor {
+ public:
+  static constexpr int64_t kMaxGroups = 16;
+  explicit PeriodFloor(const CostModel& m)
+      : m_(m), micro_batch_(static_cast<double>(m.micro_batch())), groups_(m.n_groups()) {}
+  double operator()(double latency_s, double bottleneck_s) const {
+    const double s = bottleneck_s;
+    const double l = std::max(latency_s, s);
+    if (groups_ == 1) return l / micro_batch_;
+    if (groups_ > kMaxGroups || !(s > 0)) return m_.period_s(latency_s, bottleneck_s);
+    const double z = l - s;
+    double p = s, q = 1;  // one group alone waits for nobody: r = s
+    for (int64_t n = 1; n < groups_; ++n) {
+      const double dn = static_cast<double>(n);
+      const double d = p + z * q;
+      p = s * d + s * dn * (p - s * q) + dn * s * s * q * 0.5;
+      q = d;
+    }
+    const double cycle_s = p + z * q;  // G / throughput, times q
+    if (cycle_s < static_cast<double>(groups_) * q * s) return 1.0 / ((1.0 / s) * micro_batch_);
+    return cycle_s / (static_cast<double>(groups_) * q * micro_batch_) * (1.0 - 1e-12);
+  }
+
+ private:
+  const CostModel& m_;
+  double micro_batch_;
+  int64_t groups_;
+};
 
 // Indices of the non-dominated entries of `objs` (one per distinct vector), sorted by
 // latency, then period, energy (when `use_energy`), memory pressure.
@@ -55,14 +92,21 @@ class DominanceIndex {
 // be inserted or asked about are given up front, to rank them.
 class Skyline3 {
  public:
-  // `ms`: every m that insert or covered will see (any order, repeats allowed).
-  void reset(std::vector<double>* ms);
-  bool covered(double b, double e, double m) const;
+  // `ms`: every m that insert or covered will see (any order, repeats allowed). With
+  // `ranks`, (*ranks)[k] becomes the rank of the k-th of them.
+  void reset(std::vector<double>* ms, std::vector<uint32_t>* ranks = nullptr);
+  bool covered(double b, double e, double m) const { return covered_at(rank(m), b, e); }
   void insert(double b, double e, double m);
+  // The same with m given by its rank, for callers that ask and insert at one m.
+  size_t rank(double m) const;  // 1-based: how many distinct m are <= m
+  bool covered_at(size_t rank, double b, double e) const;
+  void insert_at(size_t rank, double b, double e);
 
  private:
-  size_t rank(double m) const;  // 1-based: how many distinct m are <= m
-  std::vector<double> ms_;      // distinct, ascending
+  std::vector<double> ms_;  // distinct, ascending
+  // reset's hash table of the bits of m, each m's slot in it and each slot's rank.
+  std::vector<uint64_t> seen_;
+  std::vector<uint32_t> slot_of_, slot_rank_;
   std::vector<std::vector<std::pair<double, double>>> nodes_;  // [1 .. ms_.size()]
 };
 
@@ -99,7 +143,10 @@ class Bounds {
 
   // Raises p's bottleneck and memory pressure to what every completion reaches anyway
   // (final throughput and memory pressure are maxima, so no final vector changes).
-  void clamp(Partial* p, const Rest& r) const;
+  void clamp(Partial* p, const Rest& r) const {
+    p->bottleneck_s = std::max(p->bottleneck_s, r.bottleneck_s);
+    p->mem_pressure = std::max(p->mem_pressure, r.mem_pressure);
+  }
 
   // The objective vector no completion of `p` using k more devices can beat;
   // `used_idle_watts` is the idle power of the prefix's devices (0 when energy is left out).
@@ -113,6 +160,7 @@ class Bounds {
                   uint32_t free) const;
 
   const CostModel& m_;
+  PeriodFloor period_floor_;
   int n_ = 0;
   bool enabled_ = false;
   uint32_t stream_mask_ = 0;  // devices that may stream weights (then memory is no bound)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <random>
 
 #include "search_internal.h"
@@ -23,7 +24,11 @@ TEST(Skyline3, AnswersAsAScanOverInsertedPoints) {
     std::vector<double> ms;
     for (const auto& p : points) ms.push_back(p[2]);
     Skyline3 sky;
-    sky.reset(&ms);
+    const std::vector<double> asked = ms;
+    std::vector<uint32_t> ranks;
+    sky.reset(&ms, &ranks);
+    ASSERT_EQ(ranks.size(), asked.size());
+    for (size_t k = 0; k < asked.size(); ++k) ASSERT_EQ(ranks[k], sky.rank(asked[k]));
     std::vector<std::array<double, 3>> inserted;
     for (const auto& p : points) {
       bool expect = false;
@@ -116,6 +121,39 @@ TEST(Completions, AreTheLeastOfEveryObjectiveOverTheCompletions) {
     }
   }
   EXPECT_GT(checked, 2000);
+}
+
+// The one-division period is a lower bound of CostModel::period_s and within its rounding
+// allowance of it, for every group count it handles itself and either side of the cap.
+TEST(PeriodFloor, IsJustBelowThePeriod) {
+  const CostModel base = testing::random_instance(7);
+  std::mt19937_64 rng(5);
+  auto uni = [&](double lo, double hi) {
+    return std::uniform_real_distribution<double>(lo, hi)(rng);
+  };
+  int capped = 0, free_running = 0;
+  for (const int64_t sequences : {1, 2, 3, 4, 6, 8, 16, 17, 64}) {
+    PlanSettings settings = base.settings();
+    settings.sequences = sequences;
+    settings.micro_batch = 1;
+    settings.prompt_len = std::min<int64_t>(settings.prompt_len, settings.context);
+    auto m = CostModel::build(base.table(), base.devices(), base.links(), settings);
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    const PeriodFloor floor(*m);
+    for (int i = 0; i < 2000; ++i) {
+      const double s = i % 50 == 0 ? 0.0 : std::exp(uni(-12, 2));
+      const double l =
+          s == 0 ? uni(1e-6, 1.0) : s * (i % 7 == 0 ? uni(0.5, 1.0) : uni(1.0, 2.0 * sequences));
+      const double exact = m->period_s(l, s);
+      const double bound = floor(l, s);
+      ASSERT_LE(bound, exact) << "G " << sequences << " l " << l << " s " << s;
+      ASSERT_GE(bound, exact * (1 - 1e-11)) << "G " << sequences << " l " << l << " s " << s;
+      (exact * static_cast<double>(m->micro_batch()) <= s * (1 + 1e-12) ? capped : free_running) +=
+          1;
+    }
+  }
+  EXPECT_GT(capped, 1000);
+  EXPECT_GT(free_running, 1000);
 }
 
 }  // namespace
