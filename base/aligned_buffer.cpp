@@ -32,13 +32,13 @@ AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& o) noexcept {
   return *this;
 }
 
-Result<AlignedBuffer> AlignedBuffer::allocate(int64_t bytes) {
+Result<AlignedBuffer> AlignedBuffer::allocate(int64_t bytes, bool huge_pages) {
   AlignedBuffer b;
   b.size_ = (std::max<int64_t>(bytes, 1) + 4095) / 4096 * 4096;
   constexpr int64_t kHuge = int64_t{2} << 20;
   // Reserve a huge page more than needed and give back what lies outside the aligned range
   // (address space only: nothing was touched).
-  const int64_t reserve = b.size_ >= kHuge ? b.size_ + kHuge : b.size_;
+  const int64_t reserve = huge_pages && b.size_ >= kHuge ? b.size_ + kHuge : b.size_;
   void* p = ::mmap(nullptr, static_cast<size_t>(reserve), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
@@ -61,7 +61,7 @@ Result<AlignedBuffer> AlignedBuffer::allocate(int64_t bytes) {
   // 4 KiB page: a virtio or NVMe queue takes a bounded number of segments per request (254 on
   // this machine's virtio disk), so a 4 MiB O_DIRECT read into 4 KiB pages is split into five
   // requests, into 2 MiB pages it stays one. Advisory: ignored where THP is off.
-  if (b.size_ >= (int64_t{2} << 20)) ::madvise(p, static_cast<size_t>(b.size_), MADV_HUGEPAGE);
+  if (huge_pages && b.size_ >= kHuge) ::madvise(p, static_cast<size_t>(b.size_), MADV_HUGEPAGE);
   return b;
 }
 

@@ -17,9 +17,8 @@ struct MatmulLoad::Impl {
   int64_t n_tokens;
   int64_t n_copies = 1;
   int64_t next_copy = 0;
-  // n_copies back to back, in huge pages where the kernel offers them: filling a pool of
-  // several GiB then faults once per 2 MiB, and decode's weights (a model file in the page
-  // cache, or the streaming ring) are read through large pages as well.
+  // n_copies back to back, in default (4 KiB) pages as the engine's weights have in the model
+  // file's mapping (see fault_in_cold_region).
   AlignedBuffer owned;  // empty when the caller lent the pool
   uint8_t* weights = nullptr;
   int64_t weights_bytes = 0;
@@ -52,7 +51,7 @@ struct MatmulLoad::Impl {
     if (pool_memory != nullptr && weights_bytes <= pool_bytes) {
       weights = pool_memory;
     } else {
-      Result<AlignedBuffer> buf = AlignedBuffer::allocate(weights_bytes);
+      Result<AlignedBuffer> buf = AlignedBuffer::allocate(weights_bytes, /*huge_pages=*/false);
       STRATA_CHECK_MSG(buf.ok(), buf.status().message());  // at most 1/8 of available memory
       owned = std::move(buf).value();
       weights = owned.data();
@@ -159,7 +158,8 @@ class AttentionLoad {
     if (pool_memory != nullptr && n_layers_ * layer_bytes <= pool_bytes) {
       kv_ = reinterpret_cast<float*>(pool_memory);
     } else {
-      Result<AlignedBuffer> buf = AlignedBuffer::allocate(n_layers_ * layer_bytes);
+      Result<AlignedBuffer> buf =
+          AlignedBuffer::allocate(n_layers_ * layer_bytes, /*huge_pages=*/false);
       STRATA_CHECK_MSG(buf.ok(), buf.status().message());  // at most 1/8 of available memory
       owned_ = std::move(buf).value();
       kv_ = reinterpret_cast<float*>(owned_.data());

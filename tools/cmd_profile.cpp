@@ -71,13 +71,13 @@ void add_profile_command(CLI::App& root, Action& action) {
       "-o writes the profile JSON that `strata plan` reads. Progress goes to stderr.");
   cmd->add_flag("--quick", args->options.quick,
                 "Short run (about 10 s on 2 cores): fewer repetitions, smaller storage file, "
-                "3 s sustained load");
+                "2 s sustained load");
   cmd->add_option("--storage-path", args->options.storage_path,
                   "Folder on the filesystem that holds the models; a temporary test file is "
                   "read there with O_DIRECT and removed (default: the --model folder, else .)")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--sustain-s", args->options.sustain_s,
-                  "Seconds of the sustained-load probe (default 30, or 3 with --quick)")
+                  "Seconds of the sustained-load probe (default 30, or 2 with --quick)")
       ->check(CLI::Range(0.0, 3600.0));
   cmd->add_option("--sysfs-root", args->options.sysfs_root,
                   "Read /sys and /proc under DIR instead of / (a recorded tree, for tests); "

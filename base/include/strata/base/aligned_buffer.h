@@ -18,12 +18,13 @@ class AlignedBuffer {
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 
-  // `bytes` rounded up to 4096; kResourceExhausted when the OS refuses the memory. Buffers of
-  // 2 MiB or more start on a 2 MiB boundary and ask for transparent huge pages
-  // (MADV_HUGEPAGE), so that huge pages cover all of them but a tail under 2 MiB: an O_DIRECT
-  // read into them is a few physically contiguous segments, and first touch faults once per
-  // 2 MiB instead of once per 4 KiB (advisory: ordinary pages where THP is off).
-  static Result<AlignedBuffer> allocate(int64_t bytes);
+  // `bytes` rounded up to 4096; kResourceExhausted when the OS refuses the memory. With
+  // `huge_pages`, buffers of 2 MiB or more start on a 2 MiB boundary and ask for transparent
+  // huge pages (MADV_HUGEPAGE), so that huge pages cover all of them but a tail under 2 MiB: an
+  // O_DIRECT read into them is a few physically contiguous segments, and first touch faults
+  // once per 2 MiB instead of once per 4 KiB (advisory: ordinary pages where THP is off).
+  // Without, the buffer gets the system's default pages (4 KiB where THP is madvise-only).
+  static Result<AlignedBuffer> allocate(int64_t bytes, bool huge_pages = true);
   uint8_t* data() const { return data_; }
   int64_t size() const { return size_; }
   // mlock()s the buffer; false (and the buffer stays usable) when RLIMIT_MEMLOCK refuses.

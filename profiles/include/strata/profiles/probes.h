@@ -65,10 +65,12 @@ struct ColdRegion {
   double fault_s = 0;         // seconds the fault-in took
 };
 
-// Allocates `bytes` (huge pages where offered) and faults them in with `threads` threads,
-// 2 MiB at a time in address order, until all are touched or `max_seconds` have passed
-// (<= 0: no limit); never stops below `min_bytes`. kResourceExhausted when the memory is
-// refused.
+// Allocates `bytes` (a multiple of 8; default 4 KiB pages) and faults them in with `threads`
+// threads, 2 MiB at a time in address order, filling them with the double kColdFill (so that
+// the bandwidth arrays hold normal numbers and need no pass of their own), until all are
+// touched or `max_seconds` have passed (<= 0: no limit); never stops below `min_bytes`.
+// kResourceExhausted when the memory is refused.
+inline constexpr double kColdFill = 1.0;
 Result<ColdRegion> fault_in_cold_region(int64_t bytes, int threads, double max_seconds,
                                         int64_t min_bytes);
 
