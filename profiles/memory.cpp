@@ -263,8 +263,7 @@ void probe_memory_bandwidth(const BandwidthOptions& opt, Memory& out,
     own = std::move(buf).value();
     base = own.data();
   }
-  // Each array starts at a multiple of array_bytes / regions from the region's start, as the
-  // caller's opt.arrays promised 3 x array_bytes.
+  // The three arrays lie back to back (opt.arrays holds 3 x array_bytes).
   auto* const a_ptr = reinterpret_cast<double*>(base);
   auto* const b_ptr = a_ptr + n;
   auto* const c_ptr = b_ptr + n;
@@ -351,14 +350,14 @@ void probe_memory_bandwidth(const BandwidthOptions& opt, Memory& out,
 
 Result<ColdRegion> fault_in_cold_region(int64_t bytes, int threads, double max_seconds,
                                         int64_t min_bytes) {
-  STRATA_CHECK(bytes % 8 == 0);
   STRATA_CHECK(threads >= 1 && bytes >= min_bytes && min_bytes >= 0);
   ColdRegion region;
   // Default (4 KiB) pages, as the engine's weights have in the model file's mapping and as
   // STREAM's arrays have: in huge pages the q4_0 GEMV probe ran 11% faster on one thread (7% on
   // two) than on 4 KiB pages, and `strata generate` decoded at the 4 KiB rate.
   STRATA_ASSIGN_OR_RETURN(region.buffer, AlignedBuffer::allocate(bytes, /*huge_pages=*/false));
-  constexpr int64_t kStep = int64_t{2} << 20;  // touched in steps of 2 MiB, one page in 4 KiB
+  constexpr int64_t kStep = int64_t{2} << 20;  // filled 2 MiB at a time (the buffer's size is a
+                                               // multiple of 4096)
   const int64_t n_steps = (region.buffer.size() + kStep - 1) / kStep;
   const int64_t min_steps = (min_bytes + kStep - 1) / kStep;
   std::atomic<int64_t> next{0};

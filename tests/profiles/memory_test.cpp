@@ -84,6 +84,11 @@ TEST(ColdRegion, FaultsInEverythingWithoutADeadline) {
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->touched_bytes, int64_t{9} << 20);
   EXPECT_EQ(r->buffer.size(), int64_t{9} << 20);
+  // Sizes come from an eighth of the available memory: any byte count, rounded up to a page.
+  const Result<ColdRegion> odd = fault_in_cold_region(1'000'003, 1, 0, 0);
+  ASSERT_TRUE(odd.ok());
+  EXPECT_EQ(odd->touched_bytes, 1'003'520);
+  EXPECT_EQ(reinterpret_cast<const double*>(odd->buffer.data())[1'003'520 / 8 - 1], kColdFill);
 }
 
 TEST(ColdRegion, StopsAtTheDeadlineButNotBelowTheMinimum) {

@@ -65,7 +65,7 @@ struct ColdRegion {
   double fault_s = 0;         // seconds the fault-in took
 };
 
-// Allocates `bytes` (a multiple of 8; default 4 KiB pages) and faults them in with `threads`
+// Allocates `bytes` (rounded up to 4096; default 4 KiB pages) and faults them in with `threads`
 // threads, 2 MiB at a time in address order, filling them with the double kColdFill (so that
 // the bandwidth arrays hold normal numbers and need no pass of their own), until all are
 // touched or `max_seconds` have passed (<= 0: no limit); never stops below `min_bytes`.
