@@ -10,6 +10,20 @@
 
 namespace strata::profiles {
 
+namespace {
+
+// `bytes` of the caller's `lent` memory (of `lent_bytes`) when it is given and large enough,
+// else of a new buffer kept in `*owned`, in default pages as the engine's weights are.
+uint8_t* lent_or_own(uint8_t* lent, int64_t lent_bytes, int64_t bytes, AlignedBuffer* owned) {
+  if (lent != nullptr && bytes <= lent_bytes) return lent;
+  Result<AlignedBuffer> buf = AlignedBuffer::allocate(bytes, /*huge_pages=*/false);
+  STRATA_CHECK_MSG(buf.ok(), buf.status().message());  // at most 1/8 of available memory
+  *owned = std::move(buf).value();
+  return owned->data();
+}
+
+}  // namespace
+
 struct MatmulLoad::Impl {
   model::DType type;
   int64_t rows;
@@ -48,14 +62,7 @@ struct MatmulLoad::Impl {
                                         ? pool_bytes / matrix_bytes
                                         : (pool_bytes + matrix_bytes - 1) / matrix_bytes);
     weights_bytes = matrix_bytes * n_copies;
-    if (pool_memory != nullptr && weights_bytes <= pool_bytes) {
-      weights = pool_memory;
-    } else {
-      Result<AlignedBuffer> buf = AlignedBuffer::allocate(weights_bytes, /*huge_pages=*/false);
-      STRATA_CHECK_MSG(buf.ok(), buf.status().message());  // at most 1/8 of available memory
-      owned = std::move(buf).value();
-      weights = owned.data();
-    }
+    weights = lent_or_own(pool_memory, pool_bytes, weights_bytes, &owned);
     std::vector<float> row(static_cast<size_t>(c));
     for (int64_t i = 0; i < r; ++i) {
       for (float& v : row) v = dist();
@@ -155,15 +162,8 @@ class AttentionLoad {
       : pool_(std::make_unique<model::ThreadPool>(threads)) {
     const auto layer_bytes = static_cast<int64_t>(kLayerFloats * sizeof(float));
     n_layers_ = std::max<int64_t>(1, pool_bytes / layer_bytes);
-    if (pool_memory != nullptr && n_layers_ * layer_bytes <= pool_bytes) {
-      kv_ = reinterpret_cast<float*>(pool_memory);
-    } else {
-      Result<AlignedBuffer> buf =
-          AlignedBuffer::allocate(n_layers_ * layer_bytes, /*huge_pages=*/false);
-      STRATA_CHECK_MSG(buf.ok(), buf.status().message());  // at most 1/8 of available memory
-      owned_ = std::move(buf).value();
-      kv_ = reinterpret_cast<float*>(owned_.data());
-    }
+    kv_ = reinterpret_cast<float*>(
+        lent_or_own(pool_memory, pool_bytes, n_layers_ * layer_bytes, &owned_));
     uint32_t state = 0x2545f491u;
     const auto next = [&state] {
       state ^= state << 13;
