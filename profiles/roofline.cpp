@@ -16,6 +16,12 @@ const Figure* threads_all(const std::map<std::string, ThreadFigures>& table,
 
 bool usable(const Figure* f) { return f != nullptr && f->available() && *f->value > 0; }
 
+// The rate a run sees: a measured figure's median (its value is the p90 of its repetitions,
+// what the device reaches when nothing interferes), else its value.
+double typical(const Figure* f) {
+  return f->stats && f->stats->median > 0 ? f->stats->median : *f->value;
+}
+
 Figure missing(const char* unit, const Figure* f, const std::string& what) {
   const Reason r = f != nullptr && f->reason ? *f->reason : Reason::kNotPresent;
   return unavailable_figure(unit, r, "the profile has no " + what);
@@ -73,7 +79,7 @@ Prediction predict(const Profile& profile, const std::string& model_name, const 
   // Decode: the planner's roofline per unit, summed (roofline.h).
   const auto decode = [&]() -> Figure {
     if (!usable(mem)) return missing("tok/s", mem, "memory bandwidth figure");
-    const double bw = *mem->value * 1e9;
+    const double bw = typical(mem) * 1e9;
     double compute_s = 0;  // the units where the GEMV term won
     double memory_s = 0;   // the units where the bytes term won
     double attn_flops = 0;
@@ -91,14 +97,14 @@ Prediction predict(const Profile& profile, const std::string& model_name, const 
           if (rate != nullptr) ++shaped;
           if (rate == nullptr) rate = threads_all(profile.compute.gemv_gflops, m.type);
           if (!usable(rate)) return missing("tok/s", rate, m.type + " gemv threads_all figure");
-          gemv_s += 2.0 * static_cast<double>(m.rows * m.cols) / (*rate->value * 1e9);
+          gemv_s += 2.0 * static_cast<double>(m.rows * m.cols) / (typical(rate) * 1e9);
         }
         if (u.attn_flops_per_token_per_ctx > 0) {
           const Figure* attn = attention_rate(profile.compute, u.matrices[0].type);
           if (!usable(attn)) {
             return missing("tok/s", attn, u.matrices[0].type + " gemv threads_all figure");
           }
-          gemv_s += u.attn_flops_per_token_per_ctx * ctx / (*attn->value * 1e9);
+          gemv_s += u.attn_flops_per_token_per_ctx * ctx / (typical(attn) * 1e9);
         }
       } else {
         double elements = 0;
@@ -116,7 +122,7 @@ Prediction predict(const Profile& profile, const std::string& model_name, const 
         for (const auto& [type, share] : shares) {
           const Figure* gemv = threads_all(profile.compute.gemv_gflops, type);
           if (!usable(gemv)) return missing("tok/s", gemv, type + " gemv threads_all figure");
-          gemv_s += share * flops / (*gemv->value * 1e9);
+          gemv_s += share * flops / (typical(gemv) * 1e9);
         }
       }
       const double bytes_s = bytes / bw;
@@ -129,16 +135,17 @@ Prediction predict(const Profile& profile, const std::string& model_name, const 
     return derived_figure(
         1.0 / total_s, "tok/s",
         "1 / sum over " + std::to_string(units.size()) +
-            " units of max(FLOPs / gemv GFLOP/s of their types, bytes / " + fmt(*mem->value) +
+            " units of max(FLOPs / gemv GFLOP/s of their types, bytes / " + fmt(typical(mem)) +
             " GB/s) at ctx " + std::to_string(ctx) + ": " + fmt(p.flops_per_token) +
             " matmul FLOP + " + fmt(attn_flops) + " attention FLOP" +
-            (usable(main_gemv) ? " (" + dtype + " gemv " + fmt(*main_gemv->value) + " GFLOP/s)"
+            (usable(main_gemv) ? " (" + dtype + " gemv " + fmt(typical(main_gemv)) + " GFLOP/s)"
                                : "") +
             ", " + fmt(p.weight_bytes_per_token) + " weight B + " + fmt(kv_bytes) + " KV B; " +
             std::to_string(shaped) +
             " matrices at the GEMV rate of their own shape; attention at " +
             (usable(&profile.compute.attention_gflops.threads_all)
-                 ? fmt(*profile.compute.attention_gflops.threads_all.value) + " GFLOP/s (measured)"
+                 ? fmt(typical(&profile.compute.attention_gflops.threads_all)) +
+                       " GFLOP/s (measured)"
                  : std::string("the GEMV rate")) +
             "; " + fmt(compute_s * 1e3) + " ms GEMV-bound + " + fmt(memory_s * 1e3) +
             " ms bandwidth-bound per token");
@@ -147,8 +154,8 @@ Prediction predict(const Profile& profile, const std::string& model_name, const 
 
   if (usable(gemm) && p.flops_per_token > 0) {
     p.prefill_tok_per_s = derived_figure(
-        *gemm->value * 1e9 / p.flops_per_token, "tok/s",
-        fmt(*gemm->value) + " GFLOP/s / " + fmt(p.flops_per_token) + " FLOP per token");
+        typical(gemm) * 1e9 / p.flops_per_token, "tok/s",
+        fmt(typical(gemm)) + " GFLOP/s / " + fmt(p.flops_per_token) + " FLOP per token");
   } else {
     p.prefill_tok_per_s = missing("tok/s", gemm, dtype + " gemm threads_all figure");
   }

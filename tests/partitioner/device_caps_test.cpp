@@ -139,6 +139,18 @@ TEST(DeviceCaps, AttentionRateWhenTheProfileMeasuredIt) {
   EXPECT_EQ(with->attention_gflops, 3.5);
 }
 
+TEST(DeviceCaps, MeasuredFiguresGiveTheirMedian) {
+  Json j = pi5();
+  j["memory"]["read_gb_per_s"]["threads_all"]["stats"] = {
+      {"median", 9.5}, {"p10", 8.0}, {"p90", 11.0}, {"n", 41}};
+  j["compute"]["gemv_gflops"]["q4_0"]["threads_all"]["stats"] = {
+      {"median", 20.0}, {"p10", 18.0}, {"p90", 22.0}, {"n", 41}};
+  auto d = caps(j);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_EQ(d->mem_read_gb_per_s, 9.5);
+  EXPECT_EQ(d->gemv_gflops.at("q4_0"), 20.0);
+}
+
 TEST(DeviceCaps, MalformedProfiles) {
   auto text = device_caps_from_profile("{\"name\": ", "broken.json", "", 0);
   ASSERT_FALSE(text.ok());

@@ -123,6 +123,15 @@ TEST(Predict, AttentionRunsAtTheEnginesMeasuredRate) {
       << with.decode_tok_per_s.source;
 }
 
+TEST(Predict, MeasuredRatesCountAtTheirMedian) {
+  Profile p = measured_profile();
+  // The GEMV figure's value is the p90 of its repetitions; a run sees the median.
+  p.compute.gemv_gflops["q4_0"].threads_all.stats = Stats{24.0, 20.0, 30.0, 41};
+  const Prediction pr = predict(p, "m", "q4_0", {q4_unit(6e8)}, 0);
+  ASSERT_TRUE(pr.decode_tok_per_s.available());
+  EXPECT_NEAR(*pr.decode_tok_per_s.value, 24e9 / (2 * 6e8 * 32 / 18), 1e-9);
+}
+
 TEST(Predict, FallsBackToTriadWithoutRead) {
   Profile p = measured_profile();
   p.memory.read_gb_per_s.threads_all = unavailable_figure("GB/s", Reason::kUnsupported, "x");

@@ -8,9 +8,11 @@
 //   decode tok/s = 1 / sum_u t_u
 // gemv[type] is the type's all-thread GEMV GFLOP/s measured on weights that do not fit in any
 // cache, so it already is the rate at which that GEMV streams its weights from memory (memory
-// stalls included); bw is the all-thread read bandwidth (else triad). share_u splits a unit's
-// FLOPs over its weight types by element count; a unit without weights computes at the f32
-// rate. Where a unit lists its matrices (predict_for_model does), its GEMV term is instead
+// stalls included); bw is the all-thread read bandwidth (else triad). Every rate is taken at
+// its median where the figure has stats (the rate a run sees; the figure's value is the p90 of
+// its repetitions), as the planner takes them (partitioner::device_caps_from_profile). share_u
+// splits a unit's FLOPs over its weight types by element count; a unit without weights computes at
+// the f32 rate. Where a unit lists its matrices (predict_for_model does), its GEMV term is instead
 // the sum over them of 2 * rows * cols / the all-thread GEMV rate measured on that very shape
 // (compute.runs; `strata profile --model` times the model's shapes), falling back to
 // gemv[type], plus the attention FLOPs at the engine's measured attention rate
